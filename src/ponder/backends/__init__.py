@@ -1,0 +1,1 @@
+"""Backends: the embedded engine, remote endpoints, and the protocol they share."""

@@ -1,0 +1,144 @@
+"""Ponder's exception hierarchy.
+
+Everything Ponder raises on purpose derives from :class:`PonderError`. Library code raises
+these typed errors; only :mod:`ponder.server` maps them to OpenAI-shaped HTTP errors, using
+the ``status_code``/``error_type``/``code`` attributes declared on each class. An error may
+carry the usage already spent before it happened, so that a failing request still accounts
+for every token it cost.
+
+::
+
+    PonderError
+    ├── ConfigError                  bad configuration file or value
+    ├── InvalidRequestError          the request itself is wrong (400)
+    │   ├── ContextOverflowError     prompt + max_tokens cannot fit the context
+    │   └── UnsupportedFeatureError  the backend cannot do what was asked
+    ├── ModelNotFoundError           unknown model name (404)
+    ├── TraceNotFoundError           unknown trace id (404)
+    ├── ModelError                   a model cannot be installed or loaded (500/503)
+    │   ├── ModelNotInstalledError   a weight package is missing
+    │   └── ModelIntegrityError      a checksum does not match
+    ├── BackendError                 a backend failed while generating (502)
+    │   ├── BackendTimeoutError      the backend did not answer in time (504)
+    │   └── BackendUnavailableError  the backend refused or is down (503)
+    ├── BudgetExceededError          a token or money budget is spent (402-like, 429)
+    └── CancelledSequenceError       a sequence was cancelled by its caller
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ponder.types import Usage
+
+
+class PonderError(Exception):
+    """Base class of every error Ponder raises on purpose."""
+
+    status_code: int = 500
+    error_type: str = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, usage: Usage | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        # Tokens already spent when the error happened; recorded, never lost.
+        self.usage = usage
+
+
+class ConfigError(PonderError):
+    """The configuration is invalid."""
+
+    code = "config_error"
+
+
+class InvalidRequestError(PonderError):
+    """The request is malformed or asks for something impossible."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class ContextOverflowError(InvalidRequestError):
+    """The prompt plus the requested completion length does not fit the model's context."""
+
+    code = "context_length_exceeded"
+
+
+class UnsupportedFeatureError(InvalidRequestError):
+    """The chosen backend cannot honour a requested feature."""
+
+    code = "unsupported_feature"
+
+
+class ModelNotFoundError(PonderError):
+    """No model or route is known under the requested name."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class TraceNotFoundError(PonderError):
+    """No trace is stored under the requested id."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "trace_not_found"
+
+
+class ModelError(PonderError):
+    """A model cannot be installed or loaded."""
+
+    status_code = 503
+    code = "model_unavailable"
+
+
+class ModelNotInstalledError(ModelError):
+    """A package that holds part of the model's weights is not installed."""
+
+    code = "model_not_installed"
+
+
+class ModelIntegrityError(ModelError):
+    """A weight file or part does not match its published checksum."""
+
+    code = "model_integrity"
+
+
+class BackendError(PonderError):
+    """A backend failed while generating."""
+
+    status_code = 502
+    code = "backend_error"
+
+
+class BackendTimeoutError(BackendError):
+    """The backend did not answer within the configured timeout."""
+
+    status_code = 504
+    code = "backend_timeout"
+
+
+class BackendUnavailableError(BackendError):
+    """The backend refused the connection or reported itself overloaded."""
+
+    status_code = 503
+    code = "backend_unavailable"
+
+
+class BudgetExceededError(PonderError):
+    """A token or money budget was exhausted."""
+
+    status_code = 429
+    error_type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
+class CancelledSequenceError(PonderError):
+    """A sequence was cancelled by its caller."""
+
+    status_code = 499
+    code = "cancelled"

@@ -1,0 +1,1 @@
+"""Reasoning strategies, answer extraction and voting."""

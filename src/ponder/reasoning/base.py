@@ -1,0 +1,99 @@
+"""What every strategy shares: its parameters, its run context, and its result.
+
+A strategy is a small, stateless async unit: ``run(ctx, request) -> StrategyResult``. It sees
+only a Backend (through ``ctx.backend``, which traces every call) and the internal request;
+never HTTP. Its parameters are a pydantic model, so bad values fail validation with a clear
+message before any tokens are spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ponder.reasoning.trace import Trace, TracingBackend
+from ponder.types import GenerationRequest, Usage
+
+AnswerFormat = Literal["auto", "number", "choice", "yes_no", "text"]
+T = TypeVar("T")
+
+
+class StrategyParams(BaseModel):
+    """Parameters common to all strategies; each strategy extends this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    answer_format: AnswerFormat = "auto"
+    temperature: float | None = None  # None: the strategy's own default
+    max_tokens: int | None = None  # per inner call; None: the request's or the strategy's
+
+
+@dataclass(slots=True)
+class RunContext:
+    """Everything a strategy run needs besides the request. Built per run, never shared."""
+
+    backend: TracingBackend
+    trace: Trace
+    # Progress lines for honest streaming (sent as reasoning deltas while the strategy works).
+    on_progress: Callable[[str], None] | None = None
+    # Optional named backends for strategies that use several models (mixture-of-agents).
+    backends: dict[str, TracingBackend] = field(default_factory=dict)
+
+    def progress(self, line: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(line if line.endswith("\n") else line + "\n")
+
+
+@dataclass(slots=True)
+class StrategyResult:
+    text: str  # the final response shown to the user
+    answer: str | None  # the normalised final answer, when one could be extracted
+    reasoning: str  # the chosen reasoning behind it
+    usage: Usage  # exact, summed over every inner call
+    trace: Trace
+    details: dict[str, Any] = field(default_factory=dict)
+    # Completion tokens of the text shown as the answer; the rest counts as reasoning.
+    shown_tokens: int = 0
+
+    @property
+    def hidden_usage(self) -> Usage:
+        """Usage with every completion token not shown as the final answer counted as
+        reasoning tokens."""
+        hidden = max(self.usage.completion_tokens - self.shown_tokens, 0)
+        return Usage(
+            prompt_tokens=self.usage.prompt_tokens,
+            completion_tokens=self.usage.completion_tokens,
+            reasoning_tokens=max(hidden, self.usage.reasoning_tokens),
+            cached_prompt_tokens=self.usage.cached_prompt_tokens,
+            calls=self.usage.calls,
+        )
+
+
+class Strategy(Protocol):
+    name: ClassVar[str]
+    Params: ClassVar[type[StrategyParams]]
+
+    async def run(
+        self, ctx: RunContext, request: GenerationRequest, params: Any
+    ) -> StrategyResult: ...
+
+
+async def gather(*coros: Awaitable[T]) -> list[T]:
+    """Run awaitables concurrently in a task group; the first failure is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_as_coroutine(c)) for c in coros]
+    except BaseExceptionGroup as errors:
+        leaf: BaseException = errors
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        raise leaf from None
+    return [t.result() for t in tasks]
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable

@@ -1,0 +1,87 @@
+"""Sampling reasoning paths: the building block of the voting strategies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ponder.reasoning.answers import extract_answer
+from ponder.reasoning.base import RunContext, StrategyParams
+from ponder.reasoning.cot import with_cot_prompt
+from ponder.types import Choice, GenerationRequest, TokenLogprob
+
+DEFAULT_PATH_TOKENS = 768
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    index: int
+    text: str
+    answer: str | None
+    completion_tokens: int
+    finish_reason: str
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+def question_of(request: GenerationRequest) -> str:
+    """The last user message: what answers are extracted against."""
+    for message in reversed(request.messages):
+        if message.role == "user":
+            return message.content
+    return ""
+
+
+def path_request(
+    request: GenerationRequest,
+    params: StrategyParams,
+    *,
+    n: int,
+    temperature: float,
+    top_logprobs: int = 0,
+    seed_offset: int = 0,
+) -> GenerationRequest:
+    """A chain-of-thought request for ``n`` paths, derived from the user's request."""
+    sampling = request.sampling.replace(
+        temperature=params.temperature if params.temperature is not None else temperature,
+        max_tokens=params.max_tokens or request.sampling.max_tokens or DEFAULT_PATH_TOKENS,
+        logprobs=top_logprobs > 0,
+        top_logprobs=top_logprobs,
+        seed=None if request.sampling.seed is None else request.sampling.seed + seed_offset,
+    )
+    return with_cot_prompt(request).replace(n=n, sampling=sampling)
+
+
+def to_path(choice: Choice, params: StrategyParams, question: str, offset: int = 0) -> Path:
+    return Path(
+        index=offset + choice.index,
+        text=choice.text,
+        answer=extract_answer(choice.text, params.answer_format, question),
+        completion_tokens=choice.completion_tokens,
+        finish_reason=choice.finish_reason,
+        logprobs=choice.logprobs,
+    )
+
+
+async def sample_paths(
+    ctx: RunContext,
+    request: GenerationRequest,
+    params: StrategyParams,
+    *,
+    n: int,
+    temperature: float,
+    top_logprobs: int = 0,
+    offset: int = 0,
+    label: str = "paths",
+) -> list[Path]:
+    """Sample ``n`` chain-of-thought paths in one batched call and extract their answers."""
+    sub = path_request(
+        request, params, n=n, temperature=temperature, top_logprobs=top_logprobs, seed_offset=offset
+    )
+    completion = await ctx.backend.generate(sub, label=label)
+    question = question_of(request)
+    paths = [to_path(c, params, question, offset) for c in completion.choices]
+    ctx.trace.calls[-1].annotations["answers"] = [p.answer for p in paths]
+    for path in paths:
+        ctx.progress(
+            f"path {path.index + 1}: {path.answer if path.answer is not None else '(no answer)'}"
+        )
+    return paths

@@ -1,0 +1,91 @@
+"""Choosing a strategy for a request, three ways.
+
+1. The ``ponder`` body field: ``{"strategy": "self-consistency", "n": 16}``, optionally
+   with ``"over": {...}`` to run it over another strategy.
+2. The model name, for clients that can only set ``model``:
+   ``ponder/<strategy>[;key=value...]/<model>``. Only the first two ``/`` are read, so the
+   model part may contain anything (``/``, ``:``, ``-``, ``@``), e.g.
+   ``ponder/self-consistency;n=16/openrouter/deepseek/deepseek-r1:free``.
+3. OpenAI's ``reasoning_effort``, mapped to a strategy through configuration.
+
+An explicit choice (1 or 2) wins over ``reasoning_effort``; giving both 1 and 2 is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ponder.errors import InvalidRequestError
+from ponder.reasoning.runner import StrategySpec
+
+MODEL_PREFIX = "ponder/"
+
+DEFAULT_EFFORT: Mapping[str, Mapping[str, Any] | None] = {
+    "none": None,
+    "minimal": {"strategy": "cot"},
+    "low": {"strategy": "self-consistency", "n": 4},
+    "medium": {"strategy": "adaptive-consistency", "window": 4, "max_n": 16},
+    "high": {"strategy": "confidence-vote", "n": 16, "warmup": 4},
+    "xhigh": {"strategy": "confidence-vote", "n": 32, "warmup": 8},
+}
+
+
+def _coerce(value: str) -> Any:
+    if "," in value:
+        return [_coerce(v) for v in value.split(",") if v]
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def parse_model_name(model: str) -> tuple[Mapping[str, Any] | None, str]:
+    """Split ``ponder/<strategy>[;k=v...]/<model>`` into (raw spec, model)."""
+    if not model.startswith(MODEL_PREFIX):
+        return None, model
+    segment, sep, base = model[len(MODEL_PREFIX) :].partition("/")
+    if not sep or not base or not segment:
+        raise InvalidRequestError(
+            "model names starting with 'ponder/' take the form ponder/<strategy>[;key=value...]/<model>",
+            param="model",
+        )
+    name, *pairs = segment.split(";")
+    raw: dict[str, Any] = {"strategy": name}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise InvalidRequestError(
+                f"strategy parameter {pair!r} in the model name is not key=value", param="model"
+            )
+        raw[key] = _coerce(value)
+    return raw, base
+
+
+def select_strategy(
+    *,
+    model: str,
+    ponder: Mapping[str, Any] | None,
+    reasoning_effort: str | None,
+    effort_map: Mapping[str, Mapping[str, Any] | None] = DEFAULT_EFFORT,
+) -> tuple[StrategySpec | None, str]:
+    """The strategy for a request (None: pass through) and the model it runs on."""
+    from_name, base = parse_model_name(model)
+    if ponder is not None and from_name is not None:
+        raise InvalidRequestError(
+            "choose a strategy in the model name or in 'ponder', not both", param="ponder"
+        )
+    raw = ponder if ponder is not None else from_name
+    if raw is not None and "strategy" in raw:
+        return StrategySpec.parse(raw), base
+    if raw is not None:
+        raise InvalidRequestError("ponder.strategy is required", param="ponder.strategy")
+    if reasoning_effort is not None:
+        if reasoning_effort not in effort_map:
+            raise InvalidRequestError(
+                f"unknown reasoning_effort {reasoning_effort!r}", param="reasoning_effort"
+            )
+        mapped = effort_map[reasoning_effort]
+        return (StrategySpec.parse(mapped) if mapped is not None else None), base
+    return None, base

@@ -1,0 +1,249 @@
+"""The OpenAI-compatible HTTP server. The only code in Ponder that knows HTTP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ponder.backends.base import Backend, GenerationStream
+from ponder.backends.registry import BackendRegistry
+from ponder.config import PonderConfig
+from ponder.errors import PonderError, TraceNotFoundError
+from ponder.protocol.chat import (
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ModelCard,
+    ModelList,
+    PonderInfo,
+)
+from ponder.protocol.errors import ErrorDetail, ErrorResponse
+from ponder.reasoning.runner import StrategyBackend, StrategySpec
+from ponder.reasoning.selection import select_strategy
+from ponder.reasoning.trace import Trace
+from ponder.server import convert
+from ponder.server.ledger import UsageLedger
+from ponder.traces import TraceStore, default_trace_path
+from ponder.types import GenerationRequest, Usage
+
+log = logging.getLogger("ponder.server")
+
+
+def error_response(
+    status: int, message: str, type_: str, *, param: str | None = None, code: str | None = None
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorDetail(message=message, type=type_, param=param, code=code))
+    return JSONResponse(status_code=status, content=body.model_dump())
+
+
+def _error_event(exc: PonderError) -> str:
+    detail = ErrorDetail(message=exc.message, type=exc.error_type, param=exc.param, code=exc.code)
+    return _event(ErrorResponse(error=detail).model_dump())
+
+
+def create_app(
+    config: PonderConfig,
+    *,
+    registry: BackendRegistry | None = None,
+    preload: list[str] | None = None,
+    close_backends: bool = True,
+) -> FastAPI:
+    registry = registry or BackendRegistry(config)
+    ledger = UsageLedger()
+    traces = TraceStore(config.trace_db or default_trace_path())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for name in preload or []:
+            await registry.get(name)
+        yield
+        if close_backends:
+            await registry.aclose()
+        traces.close()
+
+    app = FastAPI(title="Ponder", version="0.1.0", lifespan=lifespan)
+    app.state.registry = registry
+    app.state.ledger = ledger
+    app.state.traces = traces
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        if first.get("type") == "json_invalid":
+            return error_response(
+                400,
+                "the request body is not valid JSON",
+                "invalid_request_error",
+                code="invalid_json",
+            )
+        message = first.get("msg", "invalid request")
+        where = ".".join(loc)
+        return error_response(
+            400,
+            f"{where}: {message}" if where else message,
+            "invalid_request_error",
+            param=where or None,
+            code="invalid_value",
+        )
+
+    @app.exception_handler(PonderError)
+    async def _ponder(request: Request, exc: PonderError) -> JSONResponse:
+        return error_response(
+            exc.status_code, exc.message, exc.error_type, param=exc.param, code=exc.code
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(
+            exc.status_code, str(exc.detail), "invalid_request_error", code=str(exc.status_code)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response(500, "internal server error", "server_error")
+
+    @app.get("/health")
+    async def health() -> dict[str, object]:
+        return {"status": "ok", "loaded_models": registry.loaded()}
+
+    @app.get("/v1/models")
+    async def models() -> ModelList:
+        return ModelList(
+            data=[
+                ModelCard(id=e.id, kind=e.kind, installed=e.installed) for e in registry.entries()
+            ]
+        )
+
+    @app.get("/v1/usage")
+    async def usage() -> dict[str, object]:
+        return ledger.snapshot()
+
+    @app.get("/v1/traces/{trace_id}")
+    async def get_trace(trace_id: str) -> JSONResponse:
+        found = await traces.get(trace_id)
+        if found is None:
+            raise TraceNotFoundError(f"no trace {trace_id!r}", param="trace_id")
+        return JSONResponse(found)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
+        spec, base_model = select_strategy(
+            model=body.model,
+            ponder=body.ponder,
+            reasoning_effort=body.reasoning_effort,
+            effort_map=config.effort,
+        )
+        model = registry.canonical(base_model)
+        registry.kind_of(model)  # unknown model: 404 before any work
+        request = convert.to_generation_request(body, model=model)
+        registry.check_n(request.n)
+        backend: Backend = await registry.get(model)
+        if spec is not None:
+            named = {name: await registry.get(name) for name in _named_backends(spec)}
+            backend = StrategyBackend(spec, backend, backends=named)
+        request_id = convert.new_id()
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(
+                _sse(
+                    backend, request, request_id, body.model, model, include_usage, ledger, traces
+                ),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        started = time.perf_counter()
+        try:
+            completion = await backend.generate(request)
+        except PonderError as exc:
+            ledger.record(model, exc.usage or Usage(), ok=False)
+            raise
+        ledger.record(model, completion.usage, ok=True, seconds=time.perf_counter() - started)
+        info = None
+        if isinstance(completion.trace, Trace):
+            await traces.put(completion.trace, model)
+            info = PonderInfo(
+                trace_id=completion.trace.id,
+                strategy=completion.trace.strategy,
+                calls=completion.usage.calls,
+            )
+        reply = convert.to_response(
+            completion, request_id=request_id, model=body.model, ponder=info
+        )
+        headers = {"X-Ponder-Trace-Id": info.trace_id} if info and info.trace_id else None
+        return JSONResponse(reply.model_dump(exclude_none=True), headers=headers)
+
+    return app
+
+
+def _named_backends(spec: StrategySpec | None) -> list[str]:
+    """Backends a strategy names in its parameters (mixture-of-agents proposers, aggregator)."""
+    names: list[str] = []
+    while spec is not None:
+        names.extend(getattr(spec.params, "proposers", None) or [])
+        aggregator = getattr(spec.params, "aggregator", None)
+        if aggregator:
+            names.append(aggregator)
+        spec = spec.over
+    return sorted(set(names))
+
+
+async def _sse(
+    backend: Backend,
+    request: GenerationRequest,
+    request_id: str,
+    shown_model: str,
+    model: str,
+    include_usage: bool,
+    ledger: UsageLedger,
+    traces: TraceStore,
+) -> AsyncIterator[str]:
+    with_logprobs = request.sampling.logprobs
+    try:
+        stream: GenerationStream = backend.stream(request)
+    except PonderError as exc:
+        yield _error_event(exc)
+        yield "data: [DONE]\n\n"
+        return
+    ok = False
+    try:
+        yield _event(
+            convert.role_chunk(request_id, shown_model, request.n).model_dump(exclude_none=True)
+        )
+        async for delta in stream:
+            chunk = convert.to_chunk(
+                delta, request_id=request_id, model=shown_model, with_logprobs=with_logprobs
+            )
+            yield _event(chunk.model_dump(exclude_none=True))
+        if include_usage:
+            usage = convert.usage_chunk(stream.usage, request_id=request_id, model=shown_model)
+            yield _event(usage.model_dump(exclude_none=True))
+        ok = True
+    except PonderError as exc:
+        yield _error_event(exc)
+    finally:
+        await stream.aclose()
+        ledger.record(model, stream.usage, ok=ok)
+    trace = getattr(stream, "trace", None)
+    if isinstance(trace, Trace):
+        await traces.put(trace, model)
+        info = PonderInfo(trace_id=trace.id, strategy=trace.strategy, calls=stream.usage.calls)
+        yield _event(
+            ChatCompletionChunk(
+                id=request_id, model=shown_model, choices=[], ponder=info
+            ).model_dump(exclude_none=True)
+        )
+    yield "data: [DONE]\n\n"
+
+
+def _event(payload: object) -> str:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"

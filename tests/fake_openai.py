@@ -1,0 +1,202 @@
+"""A small OpenAI-compatible server on 127.0.0.1 that mimics real endpoints' quirks.
+
+The base URL picks the behaviour: ``http://127.0.0.1:PORT/<profile>/v1``.
+
+profile        behaviour
+-------------  ---------------------------------------------------------------------
+vllm           native n, exact usage, thinking in ``reasoning_content``
+llama-server   native n, but usage counts only the first choice's completion tokens
+ollama         ignores n (always one choice), thinking in ``reasoning``
+think-tags     thinking inline as ``<think>…</think>`` in the content
+flaky          answers 503 to the first two requests, then behaves like vllm
+slow           waits 5 s before answering
+
+Each choice's text is a fixed list of "tokens"; every token is one streamed chunk and one
+logprob entry, so counts are exact and checkable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+THINKING = ["Let", " me", " think", "."]
+
+
+def answer_tokens(index: int, seed: int | None) -> list[str]:
+    value = 40 + index + (seed or 0) % 7
+    return ["The", " answer", " is", f" {value}", "."]
+
+
+def make_app() -> FastAPI:
+    app = FastAPI()
+    app.state.calls = {}
+    app.state.requests = []
+
+    @app.post("/{profile}/v1/chat/completions")
+    async def chat(profile: str, request: Request) -> Any:
+        body = await request.json()
+        app.state.requests.append((profile, body))
+        count = app.state.calls.get(profile, 0) + 1
+        app.state.calls[profile] = count
+        if profile == "flaky" and count <= 2:
+            return JSONResponse(
+                status_code=503,
+                content={"error": {"message": "overloaded", "type": "server_error"}},
+            )
+        if profile == "slow":
+            await asyncio.sleep(5)
+        n = 1 if profile == "ollama" else int(body.get("n") or 1)
+        seed = body.get("seed")
+        want_logprobs = bool(body.get("logprobs"))
+        top = int(body.get("top_logprobs") or 0)
+        max_tokens = body.get("max_tokens")
+        thinking = "think" in body["model"] or profile == "think-tags"
+        choices = []
+        for i in range(n):
+            tokens = answer_tokens(i, seed)
+            if max_tokens is not None:
+                tokens = tokens[: int(max_tokens)]
+            choices.append(tokens)
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        thought_tokens = len(THINKING) if thinking else 0
+        per_choice = [len(t) + thought_tokens for t in choices]
+        reported = per_choice[0] if profile == "llama-server" else sum(per_choice)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": reported,
+            "total_tokens": prompt_tokens + reported,
+        }
+        finish = [
+            "stop" if max_tokens is None or len(t) < int(max_tokens) else "length" for t in choices
+        ]
+
+        def logprob_entries(tokens: list[str]) -> dict[str, Any]:
+            return {
+                "content": [
+                    {
+                        "token": tok,
+                        "logprob": -0.25,
+                        "bytes": list(tok.encode()),
+                        "top_logprobs": [
+                            {"token": tok, "logprob": -0.25, "bytes": list(tok.encode())},
+                            *(
+                                {"token": f"alt{k}", "logprob": -2.0 - k, "bytes": None}
+                                for k in range(top - 1)
+                            ),
+                        ][:top],
+                    }
+                    for tok in tokens
+                ]
+            }
+
+        def message_fields(i: int) -> dict[str, Any]:
+            text = "".join(choices[i])
+            if not thinking:
+                return {"content": text}
+            thought = "".join(THINKING)
+            if profile == "think-tags":
+                return {"content": f"<think>{thought}</think>{text}"}
+            key = "reasoning" if profile == "ollama" else "reasoning_content"
+            return {"content": text, key: thought}
+
+        if not body.get("stream"):
+            return {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": i,
+                        "message": {"role": "assistant", **message_fields(i)},
+                        "logprobs": logprob_entries((THINKING if thinking else []) + choices[i])
+                        if want_logprobs
+                        else None,
+                        "finish_reason": finish[i],
+                    }
+                    for i in range(n)
+                ],
+                "usage": usage,
+            }
+
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        async def events() -> Any:
+            def chunk(choices_: list[dict[str, Any]], usage_: dict[str, Any] | None = None) -> str:
+                payload = {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": choices_,
+                    "usage": usage_,
+                }
+                return f"data: {json.dumps(payload)}\n\n"
+
+            for i in range(n):
+                steps: list[dict[str, Any]] = []
+                if thinking:
+                    for tok in THINKING:
+                        if profile == "think-tags":
+                            steps.append({"content": tok if tok != "Let" else "<think>Let"})
+                        else:
+                            steps.append(
+                                {"reasoning" if profile == "ollama" else "reasoning_content": tok}
+                            )
+                    if profile == "think-tags":
+                        steps[-1]["content"] += "</think>"
+                steps.extend({"content": tok} for tok in choices[i])
+                all_tokens = (THINKING if thinking else []) + choices[i]
+                for k, delta in enumerate(steps):
+                    last = k == len(steps) - 1
+                    entry = {
+                        "index": i,
+                        "delta": delta,
+                        "logprobs": logprob_entries([all_tokens[k]]) if want_logprobs else None,
+                        "finish_reason": finish[i] if last else None,
+                    }
+                    yield chunk([entry])
+                    await asyncio.sleep(0.01)
+            if include_usage:
+                yield chunk([], usage)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Run an ASGI app with uvicorn on a loopback port in a thread; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,219 @@
+"""The HTTP server, driven by the real openai SDK over loopback, and its error handling."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from ponder.backends.embedded import EmbeddedBackend
+from ponder.backends.registry import BackendRegistry
+from ponder.config import PonderConfig, ProviderConfig
+from ponder.server.app import create_app
+from tests.fake_openai import serve_app
+
+MODEL = "tiny"
+MESSAGES: list[Any] = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_backend: EmbeddedBackend) -> Iterator[str]:
+    registry = BackendRegistry(PonderConfig(default_model=MODEL, max_n=8))
+    registry.register(MODEL, tiny_backend)
+    with serve_app(create_app(registry.config, registry=registry, close_backends=False)) as url:
+        yield url
+
+
+@pytest.fixture
+def client(server: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0) as c:
+        yield c
+
+
+def test_health_and_models(server: str) -> None:
+    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+    ids = [m["id"] for m in httpx.get(f"{server}/v1/models").json()["data"]]
+    assert MODEL in ids and "qwen2.5-coder-1.5b-instruct" in ids
+
+
+def test_sync_completion(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=8, temperature=0
+    )
+    assert reply.object == "chat.completion"
+    assert reply.choices[0].message.content
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens <= 8
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_n_logprobs_seed_stop(client: openai.OpenAI) -> None:
+    kwargs: dict[str, Any] = dict(
+        model=MODEL,
+        messages=MESSAGES,
+        max_completion_tokens=6,
+        n=3,
+        seed=11,
+        temperature=0.9,
+        logprobs=True,
+        top_logprobs=3,
+        stop=["\n\n"],
+    )
+    first = client.chat.completions.create(**kwargs)
+    again = client.chat.completions.create(**kwargs)
+    assert len(first.choices) == 3
+    assert [c.message.content for c in first.choices] == [c.message.content for c in again.choices]
+    for choice in first.choices:
+        assert choice.logprobs is not None and choice.logprobs.content
+        assert len(choice.logprobs.content[0].top_logprobs) == 3
+    assert first.usage is not None
+    assert first.usage.completion_tokens == sum(
+        len(c.logprobs.content or []) for c in first.choices if c.logprobs
+    )
+
+
+def test_sync_stream_with_usage(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=MESSAGES,
+        max_tokens=8,
+        n=2,
+        temperature=0.8,
+        seed=2,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    texts = ["", ""]
+    finishes: dict[int, str] = {}
+    usage = None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+    assert all(texts)
+    assert set(finishes) == {0, 1}
+    assert usage is not None and 0 < usage.completion_tokens <= 16
+
+
+async def test_async_client_streamed_and_not(server: str) -> None:
+    async with openai.AsyncOpenAI(
+        base_url=f"{server}/v1", api_key="unused", max_retries=0
+    ) as client:
+        reply = await client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=6, temperature=0
+        )
+        stream = await client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=6, temperature=0, stream=True
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == reply.choices[0].message.content
+
+
+def test_json_schema_response_format(client: openai.OpenAI) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=MESSAGES,
+        max_tokens=20,
+        temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": schema}},
+    )
+    assert isinstance(json.loads(reply.choices[0].message.content or "")["ok"], bool)
+
+
+def test_unknown_fields_are_accepted(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=4, extra_body={"some_future_field": {"x": 1}}
+    )
+    assert reply.choices
+
+
+def _post(server: str, body: Any, raw: bool = False) -> httpx.Response:
+    if raw:
+        return httpx.post(
+            f"{server}/v1/chat/completions",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+    return httpx.post(f"{server}/v1/chat/completions", json=body)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"model": MODEL, "messages": MESSAGES, "n": 0}, 400, "n"),
+        ({"model": MODEL, "messages": MESSAGES, "n": 9}, 400, "n"),
+        ({"model": MODEL, "messages": MESSAGES, "temperature": "hot"}, 400, "temperature"),
+        ({"model": MODEL, "messages": "hello"}, 400, "messages"),
+        ({"model": MODEL, "messages": []}, 400, "messages"),
+        (
+            {"model": MODEL, "messages": MESSAGES, "top_logprobs": 21, "logprobs": True},
+            400,
+            "top_logprobs",
+        ),
+        ({"model": MODEL, "messages": MESSAGES, "top_logprobs": 2}, 400, "top_logprobs"),
+        ({"model": MODEL, "messages": MESSAGES, "max_tokens": 100000}, 400, "max_tokens"),
+        ({"messages": MESSAGES}, 400, "model"),
+        ({"model": "no-such-model", "messages": MESSAGES}, 404, "model"),
+    ],
+)
+def test_bad_requests_get_openai_shaped_4xx(
+    server: str, body: Any, status: int, param: str
+) -> None:
+    response = _post(server, body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"]
+    assert error["type"]
+    assert (error["param"] or "").startswith(param)
+
+
+def test_malformed_json(server: str) -> None:
+    response = _post(server, b'{"model": "tiny", "messages": [', raw=True)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+def test_sdk_raises_typed_errors(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="nope", messages=MESSAGES)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, n=100)
+
+
+def test_usage_of_every_request_is_recorded(server: str, client: openai.OpenAI) -> None:
+    before = (
+        httpx.get(f"{server}/v1/usage").json().get(MODEL, {"completion_tokens": 0, "requests": 0})
+    )
+    reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=5)
+    after = httpx.get(f"{server}/v1/usage").json()[MODEL]
+    assert reply.usage is not None
+    assert after["completion_tokens"] - before["completion_tokens"] == reply.usage.completion_tokens
+    assert after["requests"] == before["requests"] + 1
+
+
+def test_remote_provider_through_the_server_passes_tools(fake_endpoint: tuple[str, Any]) -> None:
+    url, app = fake_endpoint
+    config = PonderConfig(
+        providers=(ProviderConfig(name="lab", base_url=f"{url}/vllm/v1", models=("org/m:7b",)),),
+    )
+    tools = [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}]
+    with (
+        serve_app(create_app(config)) as server,
+        openai.OpenAI(base_url=f"{server}/v1", api_key="x") as client,
+    ):
+        reply = client.chat.completions.create(
+            model="lab/org/m:7b", messages=MESSAGES, n=2, seed=0, tools=tools, tool_choice="auto"
+        )
+    assert [c.message.content for c in reply.choices] == ["The answer is 40.", "The answer is 41."]
+    assert reply.usage is not None and reply.usage.completion_tokens == 10
+    _profile, body = app.state.requests[-1]  # type: ignore[attr-defined]
+    assert body["model"] == "org/m:7b"
+    assert body["tools"] == tools and body["tool_choice"] == "auto"
