@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +20,11 @@ def test_models_lists_and_verifies() -> None:
     assert result.output.count("verified") == 3
 
 
-def test_ask_prints_answer_and_tokens(tmp_path: Path) -> None:
+def ask_tiny(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run ``ponder ask`` in a subprocess, as a user would, on the tiny model."""
     config = tmp_path / "ponder.toml"
-    config.write_text("[engine]\nn_ctx = 2048\nn_seq_max = 2\n")
-    # A subprocess, as a user would run it: the console script's module entry point.
-    proc = subprocess.run(
+    config.write_text("[engine]\nn_ctx = 2048\nn_seq_max = 4\n")
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -36,12 +37,16 @@ def test_ask_prints_answer_and_tokens(tmp_path: Path) -> None:
             "smollm2-135m-instruct",
             "--max-tokens",
             "40",
-            "--hide-reasoning",
+            *extra,
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_ask_prints_answer_and_tokens(tmp_path: Path) -> None:
+    proc = ask_tiny(tmp_path, "--hide-reasoning")
     assert proc.returncode == 0, proc.stderr
     assert "Answer:" in proc.stdout
     assert "Reasoning:" not in proc.stdout
@@ -49,28 +54,19 @@ def test_ask_prints_answer_and_tokens(tmp_path: Path) -> None:
 
 
 def test_ask_shows_reasoning_by_default(tmp_path: Path) -> None:
-    config = tmp_path / "ponder.toml"
-    config.write_text("[engine]\nn_ctx = 2048\nn_seq_max = 2\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ponder.cli",
-            "--config",
-            str(config),
-            "ask",
-            "What is 2+3?",
-            "--model",
-            "smollm2-135m-instruct",
-            "--max-tokens",
-            "40",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = ask_tiny(tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Reasoning:" in proc.stdout
+
+
+def test_ask_with_a_strategy_writes_its_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.json"
+    proc = ask_tiny(tmp_path, "--strategy", "self-consistency", "-p", "n=3", "--trace", str(trace))
+    assert proc.returncode == 0, proc.stderr
+    assert "in 1 calls" in proc.stderr
+    data = json.loads(trace.read_text())
+    assert data["strategy"] == "self-consistency"
+    assert data["calls"][0]["n"] == 3
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from ponder.backends.embedded import EmbeddedBackend
 from ponder.backends.registry import BackendRegistry
+from ponder.backends.scripted import ScriptedBackend
 from ponder.config import PonderConfig, ProviderConfig
 from ponder.server.app import create_app
 from tests.fake_openai import serve_app
@@ -22,7 +23,7 @@ MESSAGES: list[Any] = [{"role": "user", "content": "Say hello."}]
 
 @pytest.fixture(scope="module")
 def server(tiny_backend: EmbeddedBackend) -> Iterator[str]:
-    registry = BackendRegistry(PonderConfig(default_model=MODEL, max_n=8))
+    registry = BackendRegistry(PonderConfig(default_model=MODEL, max_n=8, trace_db=":memory:"))
     registry.register(MODEL, tiny_backend)
     with serve_app(create_app(registry.config, registry=registry, close_backends=False)) as url:
         yield url
@@ -203,6 +204,7 @@ def test_remote_provider_through_the_server_passes_tools(fake_endpoint: tuple[st
     url, app = fake_endpoint
     config = PonderConfig(
         providers=(ProviderConfig(name="lab", base_url=f"{url}/vllm/v1", models=("org/m:7b",)),),
+        trace_db=":memory:",
     )
     tools = [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}]
     with (
@@ -217,3 +219,90 @@ def test_remote_provider_through_the_server_passes_tools(fake_endpoint: tuple[st
     _profile, body = app.state.requests[-1]  # type: ignore[attr-defined]
     assert body["model"] == "org/m:7b"
     assert body["tools"] == tools and body["tool_choice"] == "auto"
+
+
+@pytest.fixture(scope="module")
+def scripted_server() -> Iterator[tuple[str, ScriptedBackend]]:
+    answers = iter([7, 7, 8] * 1000)
+    backend = ScriptedBackend(lambda request, index: f"step step\nThe answer is: {next(answers)}")
+    registry = BackendRegistry(PonderConfig(default_model="s", trace_db=":memory:"))
+    registry.register("s", backend)
+    with serve_app(create_app(registry.config, registry=registry)) as url:
+        yield url, backend
+
+
+def test_strategy_from_the_body_with_trace(scripted_server: tuple[str, ScriptedBackend]) -> None:
+    url, _ = scripted_server
+    response = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={
+            "model": "s",
+            "messages": MESSAGES,
+            "ponder": {"strategy": "self-consistency", "n": 3},
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["choices"][0]["message"]["content"].endswith("The answer is: 7")
+    assert "vote: 7×2, 8×1" in body["choices"][0]["message"]["reasoning_content"]
+    usage = body["usage"]
+    assert usage["completion_tokens"] == 3 * 6  # "step step\nThe answer is: 7" is 6 tokens
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 2 * 6
+    trace_id = body["ponder"]["trace_id"]
+    assert response.headers["x-ponder-trace-id"] == trace_id
+    trace = httpx.get(f"{url}/v1/traces/{trace_id}").json()
+    assert trace["strategy"] == "self-consistency"
+    assert trace["calls"][0]["n"] == 3
+    assert trace["calls"][0]["annotations"]["answers"] == ["7", "7", "8"]
+    assert trace["notes"][-1]["kind"] == "vote"
+    assert httpx.get(f"{url}/v1/traces/nope").status_code == 404
+
+
+def test_strategy_in_the_model_name_and_effort(
+    scripted_server: tuple[str, ScriptedBackend],
+) -> None:
+    url, backend = scripted_server
+    with openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model="ponder/self-consistency;n=3/s", messages=MESSAGES
+        )
+        assert reply.model == "ponder/self-consistency;n=3/s"
+        assert backend.calls[-1].n == 3
+        client.chat.completions.create(model="s", messages=MESSAGES, reasoning_effort="low")
+        assert backend.calls[-1].n == 4  # low -> self-consistency with n=4
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(
+                model="s", messages=MESSAGES, extra_body={"ponder": {"strategy": "cot", "bogus": 1}}
+            )
+        assert "bogus" in str(info.value)
+
+
+def test_streamed_strategy_sends_progress_then_answer(
+    scripted_server: tuple[str, ScriptedBackend],
+) -> None:
+    url, _ = scripted_server
+    with openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+        stream = client.chat.completions.create(
+            model="s",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body={"ponder": {"strategy": "self-consistency", "n": 3}},
+        )
+        reasoning_chunks, content, usage, trace_id = 0, "", None, None
+        for chunk in stream:
+            if chunk.usage:
+                usage = chunk.usage
+            extra = chunk.model_extra or {}
+            if extra.get("ponder"):
+                trace_id = extra["ponder"]["trace_id"]
+            for choice in chunk.choices:
+                delta_extra = choice.delta.model_extra or {}
+                if delta_extra.get("reasoning_content"):
+                    assert not content, "progress must come before the answer"
+                    reasoning_chunks += 1
+                content += choice.delta.content or ""
+    assert reasoning_chunks >= 4
+    assert content.endswith("The answer is: 7") or content.endswith("The answer is: 8")
+    assert usage is not None and usage.completion_tokens == 18
+    assert trace_id is not None

@@ -233,5 +233,142 @@ def models(config: PonderConfig, verify: bool) -> None:
         sys.exit(1)
 
 
+@main.group(invoke_without_command=True)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Dataset file (JSONL, optionally .gz).",
+)
+@click.option(
+    "--task",
+    default="gsm8k",
+    show_default=True,
+    help="gsm8k, svamp, humaneval, jsonl, or module:Class.",
+)
+@click.option(
+    "--strategies",
+    default="cot",
+    show_default=True,
+    help="Comma-separated, e.g. cot,self-consistency;n=8.",
+)
+@click.option(
+    "--model",
+    "-m",
+    default=None,
+    help="Model for every strategy (default: the configured default).",
+)
+@click.option("--limit", type=int, default=None, help="How many examples.")
+@click.option(
+    "--offset", type=int, default=0, show_default=True, help="Skip this many examples first."
+)
+@click.option(
+    "--concurrency", type=int, default=4, show_default=True, help="Questions in flight at once."
+)
+@click.option("--max-tokens", type=int, default=768, show_default=True, help="Per inner call.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run directory (resumes if it exists).",
+)
+@click.pass_context
+def bench(
+    ctx: click.Context,
+    data: str | None,
+    task: str,
+    strategies: str,
+    model: str | None,
+    limit: int | None,
+    offset: int,
+    concurrency: int,
+    max_tokens: int,
+    seed: int,
+    out_dir: str | None,
+) -> None:
+    """Run strategies on a dataset and report accuracy against tokens."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if data is None:
+        raise click.UsageError("--data is required")
+    from ponder.bench.report import markdown_table, summarize
+    from ponder.bench.runner import RunDir, StrategySystem, parse_systems, run_bench
+    from ponder.bench.tasks import load_task
+
+    config: PonderConfig = ctx.obj
+    name = model or config.default_model
+    the_task = load_task(task)
+    examples = the_task.load(Path(data))[offset : None if limit is None else offset + limit]
+    labelled = parse_systems(strategies)
+    run_dir = RunDir(Path(out_dir or f"runs/{the_task.name}-{int(time.time())}"))
+    run_dir.write_config(
+        {
+            "data": str(data),
+            "task": task,
+            "strategies": strategies,
+            "model": name,
+            "limit": limit,
+            "offset": offset,
+            "max_tokens": max_tokens,
+            "seed": seed,
+        }
+    )
+
+    async def run() -> None:
+        from tqdm import tqdm
+
+        registry = BackendRegistry(config)
+        try:
+            backend = await registry.get(name, progress=_progress(f"assembling {name}"))
+            systems = [
+                StrategySystem(label, spec, backend, max_tokens=max_tokens, seed=seed)
+                for label, spec in labelled
+            ]
+            done = len(run_dir.records())
+            bar = tqdm(
+                total=len(examples) * len(systems), initial=done, desc="bench", file=sys.stderr
+            )
+            seen = {"correct": 0, "n": 0, "tokens": 0}
+
+            def on_record(record: object) -> None:
+                seen["n"] += 1
+                seen["correct"] += int(getattr(record, "correct", False))
+                seen["tokens"] += int(getattr(record, "total_tokens", 0))
+                bar.update(1)
+                bar.set_postfix(acc=f"{seen['correct'] / seen['n']:.0%}", tokens=seen["tokens"])
+
+            await run_bench(
+                the_task, examples, systems, run_dir, concurrency=concurrency, on_record=on_record
+            )
+            bar.close()
+        finally:
+            await registry.aclose()
+
+    try:
+        asyncio.run(run())
+    except PonderError as exc:
+        raise click.ClickException(exc.message) from exc
+    ids = {e.id for e in examples}
+    records = [r for r in run_dir.records() if r.example_id in ids]
+    table = markdown_table(summarize(records, [label for label, _ in labelled]))
+    (run_dir.path / "report.md").write_text(table + "\n")
+    click.echo(table)
+    click.echo(f"records: {run_dir.records_file}")
+
+
+@bench.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def bench_report(run_dir: str) -> None:
+    """Re-render a run's report from its records, with no model calls."""
+    from ponder.bench.report import markdown_table, summarize
+    from ponder.bench.runner import RunDir
+
+    records = RunDir(Path(run_dir)).records()
+    table = markdown_table(summarize(records))
+    (Path(run_dir) / "report.md").write_text(table + "\n")
+    click.echo(table)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,1 @@
+"""The benchmark harness: tasks, runs, reports."""

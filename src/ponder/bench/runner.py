@@ -1,0 +1,169 @@
+"""Running a benchmark: every system on the same examples, records appended as they land.
+
+A run directory holds ``run.json`` (what was asked) and ``records.jsonl`` (one line per
+system and example). A run that is interrupted resumes where it stopped: pairs already in
+``records.jsonl`` are not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ponder.backends.base import Backend
+from ponder.bench.tasks import Example, Task
+from ponder.errors import PonderError
+from ponder.reasoning.runner import StrategySpec, run_strategy
+from ponder.types import GenerationRequest, SamplingParams, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    system: str
+    example_id: str
+    correct: bool
+    answer: str | None
+    reference: str
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    calls: int
+    seconds: float
+    usage_complete: bool = True  # False when the system under-reports its usage
+    error: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class System(Protocol):
+    name: str
+
+    async def solve(self, task: Task, example: Example) -> tuple[str, str | None, Usage, bool]:
+        """Returns (text, extracted answer, usage, whether usage is complete)."""
+        ...
+
+
+class StrategySystem:
+    """A Ponder strategy over a backend."""
+
+    def __init__(
+        self,
+        label: str,
+        spec: StrategySpec,
+        backend: Backend,
+        *,
+        max_tokens: int = 768,
+        seed: int = 0,
+    ) -> None:
+        self.name = label
+        self.spec = spec
+        self.backend = backend
+        self.max_tokens = max_tokens
+        self.seed = seed
+
+    async def solve(self, task: Task, example: Example) -> tuple[str, str | None, Usage, bool]:
+        request = GenerationRequest(
+            messages=task.messages(example),
+            sampling=SamplingParams(max_tokens=self.max_tokens, seed=self.seed),
+        )
+        params = self.spec.params
+        if params.answer_format == "auto" and task.answer_format != "auto":
+            params = params.model_copy(update={"answer_format": task.answer_format})
+        result = await run_strategy(
+            StrategySpec(self.spec.name, params, self.spec.over), self.backend, request
+        )
+        return result.text, result.answer, result.hidden_usage, True
+
+
+def parse_systems(text: str) -> list[tuple[str, StrategySpec]]:
+    """``cot,self-consistency;n=8`` -> labelled strategy specs."""
+    from ponder.reasoning.selection import parse_model_name
+
+    out = []
+    for label in (part.strip() for part in text.split(",")):
+        if not label:
+            continue
+        raw, _ = parse_model_name(f"ponder/{label}/x")
+        assert raw is not None
+        out.append((label, StrategySpec.parse(raw)))
+    return out
+
+
+class RunDir:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self.records_file = path / "records.jsonl"
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        (self.path / "run.json").write_text(json.dumps(config, indent=2))
+
+    def records(self) -> list[Record]:
+        if not self.records_file.exists():
+            return []
+        out = []
+        for line in self.records_file.read_text().splitlines():
+            if line.strip():
+                data = json.loads(line)
+                data.pop("total_tokens", None)
+                out.append(Record(**data))
+        return out
+
+    def append(self, record: Record) -> None:
+        with self.records_file.open("a") as fh:
+            fh.write(json.dumps(asdict(record) | {"total_tokens": record.total_tokens}) + "\n")
+
+
+async def run_bench(
+    task: Task,
+    examples: Sequence[Example],
+    systems: Sequence[System],
+    run_dir: RunDir,
+    *,
+    concurrency: int = 4,
+    on_record: Callable[[Record], None] | None = None,
+) -> list[Record]:
+    """Run every system on every example not already recorded; return all records."""
+    done = {(r.system, r.example_id) for r in run_dir.records()}
+    pending = [(s, e) for e in examples for s in systems if (s.name, e.id) not in done]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(system: System, example: Example) -> None:
+        async with gate:
+            started = time.perf_counter()
+            error = None
+            try:
+                text, answer, usage, complete = await system.solve(task, example)
+                correct = await task.grade(example, text, answer)
+            except PonderError as exc:
+                text, answer, usage, complete, correct = "", None, exc.usage or Usage(), True, False
+                error = exc.message
+            record = Record(
+                system=system.name,
+                example_id=example.id,
+                correct=correct,
+                answer=answer,
+                reference=example.answer,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                calls=usage.calls,
+                seconds=round(time.perf_counter() - started, 3),
+                usage_complete=complete,
+                error=error,
+            )
+            run_dir.append(record)
+            if on_record is not None:
+                on_record(record)
+
+    async with asyncio.TaskGroup() as group:
+        for system, example in pending:
+            group.create_task(one(system, example))
+    return run_dir.records()
