@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ponder.backends.scripted import ScriptedBackend
+from ponder.backends.scripted import Reply, ScriptedBackend
 from ponder.bench.report import bootstrap_ci, markdown_table, summarize
-from ponder.bench.runner import RunDir, StrategySystem, parse_systems, run_bench
+from ponder.bench.runner import Record, RunDir, StrategySystem, parse_systems, run_bench
 from ponder.bench.tasks import Example, Gsm8k, HumanEval, JsonlTask, load_task
 from ponder.cli import main
 from ponder.types import GenerationRequest
@@ -90,11 +90,77 @@ async def test_run_resumes_without_repeating_work(tmp_path: Path) -> None:
 
 def test_report_command_rerenders_from_records(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "r")
-    from ponder.bench.runner import Record
-
     run.append(Record("cot", "0", True, "1", "1", 10, 20, 0, 1, 1.0))
     run.append(Record("cot", "1", False, "2", "3", 10, 30, 0, 1, 1.0))
     result = CliRunner().invoke(main, ["bench", "report", str(run.path)])
     assert result.exit_code == 0, result.output
     assert "| cot | 2 | 50.0%" in result.output
     assert (run.path / "report.md").exists()
+
+
+async def test_record_then_replay_is_identical_without_a_model(tmp_path: Path) -> None:
+    from ponder.bench.cassette import Cassette, CassetteBackend
+
+    answers = iter(range(10**6))
+
+    def script(request: GenerationRequest, index: int) -> Reply:
+        return Reply(f"work\nThe answer is: {next(answers) % 3}", [-0.2, -1.5, -0.1, -0.3, -2.0])
+
+    examples = [Example(str(i), f"question {i}", "1") for i in range(3)]
+    labels = "cot,self-consistency;n=4,adaptive-consistency;window=2;max_n=6,confidence-vote;n=6;warmup=2;window=2"
+    cassette = tmp_path / "calls.jsonl"
+    recorder = CassetteBackend(ScriptedBackend(script, token_delay=0.0), Cassette(cassette), "record")
+    live = await run_bench(
+        Gsm8k(), examples, [StrategySystem(lb, sp, recorder) for lb, sp in parse_systems(labels)], RunDir(tmp_path / "live"),
+        concurrency=1,
+    )
+    player = CassetteBackend(None, Cassette(cassette), "replay")
+    replayed = await run_bench(
+        Gsm8k(), examples, [StrategySystem(lb, sp, player) for lb, sp in parse_systems(labels)], RunDir(tmp_path / "replay"),
+        concurrency=1,
+    )
+
+    def key(records: list[Record]) -> list[tuple[object, ...]]:
+        return sorted((r.system, r.example_id, r.answer, r.correct, r.prompt_tokens, r.completion_tokens, r.calls) for r in records)
+
+    assert key(live) == key(replayed)
+    assert player.misses == 0 and player.hits == recorder.misses
+
+
+async def test_replay_without_a_recording_fails_clearly(tmp_path: Path) -> None:
+    from ponder.bench.cassette import Cassette, CassetteBackend
+    from ponder.errors import BackendError
+
+    player = CassetteBackend(None, Cassette(tmp_path / "empty.jsonl"), "replay")
+    with pytest.raises(BackendError, match="no recording"):
+        await player.generate(GenerationRequest(messages=()))
+
+
+async def test_external_endpoint_system_and_under_reporting(tmp_path: Path, fake_endpoint: tuple[str, object]) -> None:
+    from ponder.bench.runner import EndpointSystem
+
+    url, _ = fake_endpoint
+    examples = [Example("0", "What is six times seven?", "40")]
+    system = EndpointSystem("vllm-plain", f"{url}/vllm/v1", "m")
+    (record,) = await run_bench(Gsm8k(), examples, [system], RunDir(tmp_path / "ext"))
+    assert record.correct and record.completion_tokens == 5 and record.usage_complete
+
+
+def test_report_files_and_plot(tmp_path: Path) -> None:
+    from ponder.bench.report import pareto_front, write_report
+    from ponder.bench.runner import Record
+
+    records = [
+        Record("cheap", "0", True, "1", "1", 10, 10, 0, 1, 1.0),
+        Record("cheap", "1", False, "2", "1", 10, 10, 0, 1, 1.0),
+        Record("costly", "0", True, "1", "1", 10, 100, 0, 1, 1.0),
+        Record("costly", "1", True, "1", "1", 10, 100, 0, 1, 1.0),
+        Record("wasteful", "0", False, "1", "1", 10, 500, 0, 1, 1.0, usage_complete=False),
+        Record("wasteful", "1", True, "1", "1", 10, 500, 0, 1, 1.0, usage_complete=False),
+    ]
+    table = write_report(records, tmp_path)
+    assert "(under-reported)" in table
+    assert [s.system for s in pareto_front(summarize(records))] == ["cheap", "costly"]
+    png = tmp_path / "accuracy_vs_tokens.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(json.loads((tmp_path / "records.json").read_text())) == 6

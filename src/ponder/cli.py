@@ -273,6 +273,27 @@ def models(config: PonderConfig, verify: bool) -> None:
     default=None,
     help="Run directory (resumes if it exists).",
 )
+@click.option(
+    "--system",
+    "systems_json",
+    multiple=True,
+    help='An OpenAI-compatible endpoint as a system, as JSON: {"name", "base_url", "model", '
+    '"extra_body", "count_via" (a Ponder server it uses as backend, for exact tokens)}. Repeatable.',
+)
+@click.option(
+    "--record",
+    "record_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record every model call to this cassette.",
+)
+@click.option(
+    "--replay",
+    "replay_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Answer every model call from this cassette (no model).",
+)
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -286,13 +307,16 @@ def bench(
     max_tokens: int,
     seed: int,
     out_dir: str | None,
+    systems_json: tuple[str, ...],
+    record_path: str | None,
+    replay_path: str | None,
 ) -> None:
-    """Run strategies on a dataset and report accuracy against tokens."""
+    """Run strategies and external systems on a dataset; report accuracy against tokens."""
     if ctx.invoked_subcommand is not None:
         return
     if data is None:
         raise click.UsageError("--data is required")
-    from ponder.bench.report import markdown_table, summarize
+    from ponder.bench.report import write_report
     from ponder.bench.runner import RunDir, StrategySystem, parse_systems, run_bench
     from ponder.bench.tasks import load_task
 
@@ -301,12 +325,19 @@ def bench(
     the_task = load_task(task)
     examples = the_task.load(Path(data))[offset : None if limit is None else offset + limit]
     labelled = parse_systems(strategies)
+    try:
+        endpoints = [json.loads(raw) for raw in systems_json]
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"--system must be JSON: {exc}") from exc
+    if record_path and replay_path:
+        raise click.UsageError("--record and --replay exclude each other")
     run_dir = RunDir(Path(out_dir or f"runs/{the_task.name}-{int(time.time())}"))
     run_dir.write_config(
         {
             "data": str(data),
             "task": task,
             "strategies": strategies,
+            "systems": list(systems_json),
             "model": name,
             "limit": limit,
             "offset": offset,
@@ -318,12 +349,34 @@ def bench(
     async def run() -> None:
         from tqdm import tqdm
 
+        from ponder.backends.base import Backend
+        from ponder.bench.cassette import Cassette, CassetteBackend
+        from ponder.bench.runner import EndpointSystem, System
+
         registry = BackendRegistry(config)
         try:
-            backend = await registry.get(name, progress=_progress(f"assembling {name}"))
-            systems = [
+            backend: Backend
+            if replay_path:
+                backend = CassetteBackend(None, Cassette(Path(replay_path)), "replay")
+            else:
+                backend = await registry.get(name, progress=_progress(f"assembling {name}"))
+                if record_path:
+                    backend = CassetteBackend(backend, Cassette(Path(record_path)), "auto")
+            systems: list[System] = [
                 StrategySystem(label, spec, backend, max_tokens=max_tokens, seed=seed)
                 for label, spec in labelled
+            ]
+            systems += [
+                EndpointSystem(
+                    e["name"],
+                    e["base_url"],
+                    e["model"],
+                    extra_body=e.get("extra_body"),
+                    count_via=e.get("count_via"),
+                    hop_model=e.get("hop_model"),
+                    max_tokens=max_tokens,
+                )
+                for e in endpoints
             ]
             done = len(run_dir.records())
             bar = tqdm(
@@ -351,8 +404,8 @@ def bench(
         raise click.ClickException(exc.message) from exc
     ids = {e.id for e in examples}
     records = [r for r in run_dir.records() if r.example_id in ids]
-    table = markdown_table(summarize(records, [label for label, _ in labelled]))
-    (run_dir.path / "report.md").write_text(table + "\n")
+    order = [label for label, _ in labelled] + [e["name"] for e in endpoints]
+    table = write_report(records, run_dir.path, order, title=f"{task} on {name}")
     click.echo(table)
     click.echo(f"records: {run_dir.records_file}")
 
@@ -361,13 +414,11 @@ def bench(
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def bench_report(run_dir: str) -> None:
     """Re-render a run's report from its records, with no model calls."""
-    from ponder.bench.report import markdown_table, summarize
+    from ponder.bench.report import write_report
     from ponder.bench.runner import RunDir
 
     records = RunDir(Path(run_dir)).records()
-    table = markdown_table(summarize(records))
-    (Path(run_dir) / "report.md").write_text(table + "\n")
-    click.echo(table)
+    click.echo(write_report(records, Path(run_dir)))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -80,3 +82,84 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
             f"{s.seconds:.1f} | {s.calls:.1f} | {s.errors} |"
         )
     return "\n".join(lines)
+
+
+def pareto_front(summaries: Sequence[Summary]) -> list[Summary]:
+    """Systems no other system beats on both accuracy and mean total tokens."""
+    front = []
+    for s in summaries:
+        dominated = any(
+            o.accuracy >= s.accuracy
+            and o.total_tokens <= s.total_tokens
+            and (o.accuracy > s.accuracy or o.total_tokens < s.total_tokens)
+            for o in summaries
+        )
+        if not dominated:
+            front.append(s)
+    return sorted(front, key=lambda s: s.total_tokens)
+
+
+def plot_accuracy_vs_tokens(summaries: Sequence[Summary], path: Path, title: str = "") -> Path:
+    """Accuracy (with its 95% interval) against mean total tokens per question, log x-axis,
+    with the Pareto frontier drawn through the systems it contains."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    for s in summaries:
+        ax.errorbar(
+            s.total_tokens,
+            s.accuracy * 100,
+            yerr=[[max(s.accuracy - s.ci_low, 0) * 100], [max(s.ci_high - s.accuracy, 0) * 100]],
+            fmt="o",
+            capsize=3,
+            alpha=0.85,
+        )
+        marker = "" if s.usage_complete else " *"
+        ax.annotate(
+            s.system + marker,
+            (s.total_tokens, s.accuracy * 100),
+            textcoords="offset points",
+            xytext=(5, 5),
+            fontsize=8,
+        )
+    front = pareto_front(summaries)
+    if len(front) > 1:
+        ax.plot(
+            [s.total_tokens for s in front],
+            [s.accuracy * 100 for s in front],
+            "--",
+            color="gray",
+            label="Pareto frontier",
+        )
+        ax.legend(loc="lower right")
+    ax.set_xscale("log")
+    ax.set_xlabel("mean total tokens per question (log scale)")
+    ax.set_ylabel("accuracy (%) with 95% bootstrap interval")
+    ax.set_title(title or "Accuracy against tokens")
+    ax.grid(True, which="both", alpha=0.3)
+    if any(not s.usage_complete for s in summaries):
+        fig.text(0.01, 0.01, "* usage under-reported by the system", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    records: Sequence[Record], run_dir: Path, order: Sequence[str] | None = None, title: str = ""
+) -> str:
+    """report.md, records.json and accuracy_vs_tokens.png in the run directory."""
+    summaries = summarize(records, order)
+    table = markdown_table(summaries)
+    (run_dir / "report.md").write_text(table + "\n")
+    (run_dir / "records.json").write_text(
+        json.dumps([asdict(r) | {"total_tokens": r.total_tokens} for r in records], indent=1)
+    )
+    (run_dir / "summary.json").write_text(json.dumps([asdict(s) for s in summaries], indent=1))
+    if summaries:
+        plot_accuracy_vs_tokens(summaries, run_dir / "accuracy_vs_tokens.png", title)
+    return table

@@ -82,6 +82,97 @@ class StrategySystem:
         return result.text, result.answer, result.hidden_usage, True
 
 
+class EndpointSystem:
+    """Any OpenAI-compatible endpoint as a system: a plain model, a gateway, or another
+    reasoning proxy (optillm…). Token counts come from its replies; where it under-reports
+    them, a counting hop (a Ponder server in pass-through mode that the system uses as its
+    backend) gives the exact tokens spent at the backend. Calls through one hop are run one
+    at a time, so the hop's counter deltas belong to one question."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        model: str,
+        *,
+        extra_body: dict[str, Any] | None = None,
+        count_via: str | None = None,
+        hop_model: str | None = None,
+        max_tokens: int = 768,
+        timeout: float = 600.0,
+    ) -> None:
+        import openai
+
+        self.name = name
+        self.model = model
+        self.extra_body = extra_body or {}
+        self.max_tokens = max_tokens
+        self.count_via = count_via.rstrip("/") if count_via else None
+        self.hop_model = hop_model
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url, api_key="not-needed", timeout=timeout, max_retries=2
+        )
+        self._hop_lock = asyncio.Lock()
+
+    async def _hop_usage(self) -> Usage:
+        import httpx
+
+        assert self.count_via is not None
+        async with httpx.AsyncClient(timeout=30) as client:
+            data = (await client.get(f"{self.count_via}/v1/usage")).json()
+        rows = [data[self.hop_model]] if self.hop_model in data else list(data.values())
+        return Usage(
+            prompt_tokens=sum(r["prompt_tokens"] for r in rows),
+            completion_tokens=sum(r["completion_tokens"] for r in rows),
+            calls=sum(r["requests"] for r in rows),
+        )
+
+    async def solve(self, task: Task, example: Example) -> tuple[str, str | None, Usage, bool]:
+        from ponder.backends.thinking import split_thinking
+        from ponder.reasoning.answers import extract_answer
+
+        messages: Any = [m.as_dict() for m in task.messages(example)]
+        if self.count_via is None:
+            reply = await self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                max_tokens=self.max_tokens,
+                extra_body=self.extra_body,
+            )
+            usage, complete = _reply_usage(reply)
+        else:
+            async with self._hop_lock:
+                before = await self._hop_usage()
+                reply = await self._client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,
+                    max_tokens=self.max_tokens,
+                    extra_body=self.extra_body,
+                )
+                after = await self._hop_usage()
+            usage = Usage(
+                prompt_tokens=after.prompt_tokens - before.prompt_tokens,
+                completion_tokens=after.completion_tokens - before.completion_tokens,
+                calls=after.calls - before.calls,
+            )
+            complete = True
+        text = (
+            split_thinking(reply.choices[0].message.content or "").content if reply.choices else ""
+        )
+        return text, extract_answer(text, task.answer_format, example.question), usage, complete
+
+
+def _reply_usage(reply: Any) -> tuple[Usage, bool]:
+    """Usage as the system reported it, and whether the report is complete."""
+    raw = getattr(reply, "usage", None)
+    if raw is None:
+        return Usage(calls=1), False
+    prompt = int(raw.prompt_tokens or 0)
+    completion = int(raw.completion_tokens or 0)
+    # optillm, for one, reports completion tokens only: a zero prompt count is not real.
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1), prompt > 0
+
+
 def parse_systems(text: str) -> list[tuple[str, StrategySpec]]:
     """``cot,self-consistency;n=8`` -> labelled strategy specs."""
     from ponder.reasoning.selection import parse_model_name

@@ -136,7 +136,7 @@ class ConfidenceVote:
         lowest = [float("inf")] * n
         finish = ["stop"] * n
         tokens = [0] * n
-        cancelled = 0
+        cancelling: set[int] = set()
         async for delta in stream:
             i = delta.index
             texts[i] += delta.text
@@ -148,9 +148,10 @@ class ConfidenceVote:
             if delta.finish_reason is not None:
                 finish[i] = delta.finish_reason
                 tokens[i] = delta.completion_tokens or len(logprobs[i])
-            elif lowest[i] < threshold:
+            elif lowest[i] < threshold and i not in cancelling:
+                # Tokens already in flight may still arrive; cancel once.
                 stream.cancel(i)
-                cancelled += 1
+                cancelling.add(i)
                 ctx.progress(
                     f"path {offset + i + 1} cancelled: confidence {lowest[i]:.3f} < {threshold:.3f}"
                 )
@@ -185,4 +186,4 @@ class ConfidenceVote:
                 ctx.progress(
                     f"path {p.index + 1}: {p.answer if p.answer is not None else '(no answer)'}"
                 )
-        return paths, confidences, cancelled
+        return paths, confidences, len(cancelling)
