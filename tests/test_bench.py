@@ -109,19 +109,38 @@ async def test_record_then_replay_is_identical_without_a_model(tmp_path: Path) -
     examples = [Example(str(i), f"question {i}", "1") for i in range(3)]
     labels = "cot,self-consistency;n=4,adaptive-consistency;window=2;max_n=6,confidence-vote;n=6;warmup=2;window=2"
     cassette = tmp_path / "calls.jsonl"
-    recorder = CassetteBackend(ScriptedBackend(script, token_delay=0.0), Cassette(cassette), "record")
+    recorder = CassetteBackend(
+        ScriptedBackend(script, token_delay=0.0), Cassette(cassette), "record"
+    )
     live = await run_bench(
-        Gsm8k(), examples, [StrategySystem(lb, sp, recorder) for lb, sp in parse_systems(labels)], RunDir(tmp_path / "live"),
+        Gsm8k(),
+        examples,
+        [StrategySystem(lb, sp, recorder) for lb, sp in parse_systems(labels)],
+        RunDir(tmp_path / "live"),
         concurrency=1,
     )
     player = CassetteBackend(None, Cassette(cassette), "replay")
     replayed = await run_bench(
-        Gsm8k(), examples, [StrategySystem(lb, sp, player) for lb, sp in parse_systems(labels)], RunDir(tmp_path / "replay"),
+        Gsm8k(),
+        examples,
+        [StrategySystem(lb, sp, player) for lb, sp in parse_systems(labels)],
+        RunDir(tmp_path / "replay"),
         concurrency=1,
     )
 
     def key(records: list[Record]) -> list[tuple[object, ...]]:
-        return sorted((r.system, r.example_id, r.answer, r.correct, r.prompt_tokens, r.completion_tokens, r.calls) for r in records)
+        return sorted(
+            (
+                r.system,
+                r.example_id,
+                r.answer,
+                r.correct,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.calls,
+            )
+            for r in records
+        )
 
     assert key(live) == key(replayed)
     assert player.misses == 0 and player.hits == recorder.misses
@@ -136,7 +155,9 @@ async def test_replay_without_a_recording_fails_clearly(tmp_path: Path) -> None:
         await player.generate(GenerationRequest(messages=()))
 
 
-async def test_external_endpoint_system_and_under_reporting(tmp_path: Path, fake_endpoint: tuple[str, object]) -> None:
+async def test_external_endpoint_system_and_under_reporting(
+    tmp_path: Path, fake_endpoint: tuple[str, object]
+) -> None:
     from ponder.bench.runner import EndpointSystem
 
     url, _ = fake_endpoint
