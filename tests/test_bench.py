@@ -185,3 +185,82 @@ def test_report_files_and_plot(tmp_path: Path) -> None:
     png = tmp_path / "accuracy_vs_tokens.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(json.loads((tmp_path / "records.json").read_text())) == 6
+
+
+def test_bench_command_end_to_end_on_the_tiny_model(tmp_path: Path) -> None:
+    """Live with a sample bank and two orderings, then the same run replayed from its cassette."""
+    data = write_jsonl(
+        tmp_path / "math.jsonl",
+        [
+            {"question": "What is 2 + 3?", "answer": "#### 5"},
+            {"question": "What is 4 + 4?", "answer": "#### 8"},
+        ],
+    )
+    config = tmp_path / "ponder.toml"
+    config.write_text('trace_db = ":memory:"\n[engine]\nn_ctx = 4096\nn_seq_max = 8\n')
+    common = [
+        "--config",
+        str(config),
+        "bench",
+        "--data",
+        str(data),
+        "--model",
+        "smollm2-135m-instruct",
+        "--strategies",
+        "cot,self-consistency;n=3",
+        "--max-tokens",
+        "24",
+        "--concurrency",
+        "2",
+    ]
+    cassette = tmp_path / "calls.jsonl"
+    live = CliRunner().invoke(
+        main,
+        [
+            *common,
+            "--out",
+            str(tmp_path / "live"),
+            "--record",
+            str(cassette),
+            "--bank",
+            str(tmp_path / "bank.jsonl"),
+            "--bank-size",
+            "4",
+            "--replicates",
+            "2",
+        ],
+        catch_exceptions=False,
+    )
+    assert live.exit_code == 0, live.output
+    assert "| cot | 2 |" in live.output and "| self-consistency;n=3 | 2 |" in live.output
+    records = json.loads((tmp_path / "live" / "records.json").read_text())
+    assert len(records) == 2 * 2 * 2  # systems x questions x orderings
+    assert (tmp_path / "live" / "accuracy_vs_tokens.png").exists()
+
+    replay = CliRunner().invoke(
+        main,
+        [
+            *common,
+            "--out",
+            str(tmp_path / "replay"),
+            "--replay",
+            str(cassette),
+            "--bank",
+            str(tmp_path / "bank.jsonl"),
+            "--bank-size",
+            "4",
+            "--replicates",
+            "2",
+        ],
+        catch_exceptions=False,
+    )
+    assert replay.exit_code == 0, replay.output
+    again = json.loads((tmp_path / "replay" / "records.json").read_text())
+
+    def key(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
+        return sorted(
+            (r["system"], r["example_id"], r["replicate"], r["answer"], r["completion_tokens"])
+            for r in rows
+        )
+
+    assert key(again) == key(records)

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -282,130 +283,75 @@ def models(config: PonderConfig, verify: bool) -> None:
 )
 @click.option(
     "--record",
-    "record_path",
     type=click.Path(dir_okay=False),
     default=None,
     help="Record every model call to this cassette.",
 )
 @click.option(
     "--replay",
-    "replay_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Answer every model call from this cassette (no model).",
+    help="Answer every model call from this cassette.",
+)
+@click.option(
+    "--bank",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Sample bank file: draw paths once, evaluate offline.",
+)
+@click.option(
+    "--bank-size", type=int, default=16, show_default=True, help="Paths per question in the bank."
+)
+@click.option(
+    "--replicates",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Path orderings to evaluate from the bank.",
+)
+@click.option(
+    "--ray",
+    default=None,
+    help="Run questions as Ray tasks on this cluster ('local': start one here).",
 )
 @click.pass_context
-def bench(
-    ctx: click.Context,
-    data: str | None,
-    task: str,
-    strategies: str,
-    model: str | None,
-    limit: int | None,
-    offset: int,
-    concurrency: int,
-    max_tokens: int,
-    seed: int,
-    out_dir: str | None,
-    systems_json: tuple[str, ...],
-    record_path: str | None,
-    replay_path: str | None,
-) -> None:
+def bench(ctx: click.Context, /, **opts: Any) -> None:
     """Run strategies and external systems on a dataset; report accuracy against tokens."""
     if ctx.invoked_subcommand is not None:
         return
-    if data is None:
+    if opts["data"] is None:
         raise click.UsageError("--data is required")
-    from ponder.bench.report import write_report
-    from ponder.bench.runner import RunDir, StrategySystem, parse_systems, run_bench
-    from ponder.bench.tasks import load_task
+    from ponder.bench.session import BenchOptions, parse_system_json, run_session
 
     config: PonderConfig = ctx.obj
-    name = model or config.default_model
-    the_task = load_task(task)
-    examples = the_task.load(Path(data))[offset : None if limit is None else offset + limit]
-    labelled = parse_systems(strategies)
+    paths = {
+        k: Path(v) if v else None
+        for k, v in opts.items()
+        if k in {"out_dir", "record", "replay", "bank"}
+    }
     try:
-        endpoints = [json.loads(raw) for raw in systems_json]
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"--system must be JSON: {exc}") from exc
-    if record_path and replay_path:
-        raise click.UsageError("--record and --replay exclude each other")
-    run_dir = RunDir(Path(out_dir or f"runs/{the_task.name}-{int(time.time())}"))
-    run_dir.write_config(
-        {
-            "data": str(data),
-            "task": task,
-            "strategies": strategies,
-            "systems": list(systems_json),
-            "model": name,
-            "limit": limit,
-            "offset": offset,
-            "max_tokens": max_tokens,
-            "seed": seed,
-        }
-    )
-
-    async def run() -> None:
-        from tqdm import tqdm
-
-        from ponder.backends.base import Backend
-        from ponder.bench.cassette import Cassette, CassetteBackend
-        from ponder.bench.runner import EndpointSystem, System
-
-        registry = BackendRegistry(config)
-        try:
-            backend: Backend
-            if replay_path:
-                backend = CassetteBackend(None, Cassette(Path(replay_path)), "replay")
-            else:
-                backend = await registry.get(name, progress=_progress(f"assembling {name}"))
-                if record_path:
-                    backend = CassetteBackend(backend, Cassette(Path(record_path)), "auto")
-            systems: list[System] = [
-                StrategySystem(label, spec, backend, max_tokens=max_tokens, seed=seed)
-                for label, spec in labelled
-            ]
-            systems += [
-                EndpointSystem(
-                    e["name"],
-                    e["base_url"],
-                    e["model"],
-                    extra_body=e.get("extra_body"),
-                    count_via=e.get("count_via"),
-                    hop_model=e.get("hop_model"),
-                    max_tokens=max_tokens,
-                )
-                for e in endpoints
-            ]
-            done = len(run_dir.records())
-            bar = tqdm(
-                total=len(examples) * len(systems), initial=done, desc="bench", file=sys.stderr
-            )
-            seen = {"correct": 0, "n": 0, "tokens": 0}
-
-            def on_record(record: object) -> None:
-                seen["n"] += 1
-                seen["correct"] += int(getattr(record, "correct", False))
-                seen["tokens"] += int(getattr(record, "total_tokens", 0))
-                bar.update(1)
-                bar.set_postfix(acc=f"{seen['correct'] / seen['n']:.0%}", tokens=seen["tokens"])
-
-            await run_bench(
-                the_task, examples, systems, run_dir, concurrency=concurrency, on_record=on_record
-            )
-            bar.close()
-        finally:
-            await registry.aclose()
-
-    try:
-        asyncio.run(run())
+        options = BenchOptions(
+            data=Path(opts["data"]),
+            task=opts["task"],
+            strategies=opts["strategies"],
+            model=opts["model"],
+            limit=opts["limit"],
+            offset=opts["offset"],
+            concurrency=opts["concurrency"],
+            max_tokens=opts["max_tokens"],
+            seed=opts["seed"],
+            systems=parse_system_json(opts["systems_json"]),
+            bank_size=opts["bank_size"],
+            replicates=opts["replicates"],
+            ray=opts["ray"],
+            out_dir=paths["out_dir"],
+            record=paths["record"],
+            replay=paths["replay"],
+            bank=paths["bank"],
+        )
+        run_dir, table = asyncio.run(run_session(options, config, _progress("assembling model")))
     except PonderError as exc:
         raise click.ClickException(exc.message) from exc
-    ids = {e.id for e in examples}
-    records = [r for r in run_dir.records() if r.example_id in ids]
-    order = [label for label, _ in labelled] + [e["name"] for e in endpoints]
-    table = write_report(records, run_dir.path, order, title=f"{task} on {name}")
     click.echo(table)
     click.echo(f"records: {run_dir.records_file}")
 

@@ -82,6 +82,12 @@ class BackendRegistry:
                     return provider, tail
         return None
 
+    def remote_config(self, name: str) -> RemoteConfig | None:
+        """The endpoint settings behind a remote model name, or None for a local model."""
+        name = self.canonical(name)
+        found = self._remote_index.get(name) or self._provider_prefix(name)
+        return _remote_config(*found) if found else None
+
     def entries(self) -> list[ModelEntry]:
         out = [
             ModelEntry(spec.name, "bundled", self.store.packages_installed(spec))

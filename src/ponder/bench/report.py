@@ -29,9 +29,9 @@ class Summary:
 
 
 def bootstrap_ci(
-    outcomes: Sequence[bool], *, resamples: int = 2000, seed: int = 0, level: float = 0.95
+    outcomes: Sequence[float], *, resamples: int = 2000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of 0/1 outcomes (fixed seed: reproducible)."""
+    """Percentile bootstrap interval of the mean of per-question scores in [0, 1] (fixed seed: reproducible)."""
     if not outcomes:
         return 0.0, 0.0
     values = np.asarray(outcomes, dtype=np.float64)
@@ -48,12 +48,17 @@ def summarize(records: Sequence[Record], order: Sequence[str] | None = None) -> 
         rows = [r for r in records if r.system == system]
         if not rows:
             continue
-        correct = [r.correct for r in rows]
+        # Replicates (orderings of a sample bank) are averaged per question first, so the
+        # interval is over questions, not over correlated replays of the same question.
+        per_question: dict[str, list[float]] = {}
+        for r in rows:
+            per_question.setdefault(r.example_id, []).append(float(r.correct))
+        correct = [float(np.mean(v)) for v in per_question.values()]
         low, high = bootstrap_ci(correct)
         out.append(
             Summary(
                 system=system,
-                questions=len(rows),
+                questions=len(per_question),
                 accuracy=float(np.mean(correct)),
                 ci_low=low,
                 ci_high=high,

@@ -36,6 +36,7 @@ class Record:
     seconds: float
     usage_complete: bool = True  # False when the system under-reports its usage
     error: str | None = None
+    replicate: int = 0  # path ordering, when evaluated from a sample bank
 
     @property
     def total_tokens(self) -> int:
@@ -173,8 +174,50 @@ def _reply_usage(reply: Any) -> tuple[Usage, bool]:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1), prompt > 0
 
 
-def parse_systems(text: str) -> list[tuple[str, StrategySpec]]:
-    """``cot,self-consistency;n=8`` -> labelled strategy specs."""
+async def build_bank(
+    task: Task,
+    examples: Sequence[Example],
+    backend: Backend,
+    bank: Any,
+    *,
+    size: int,
+    top_logprobs: int = 5,
+    temperature: float = 0.7,
+    max_tokens: int = 768,
+    concurrency: int = 2,
+    on_done: Callable[[Example], None] | None = None,
+) -> None:
+    """Draw ``size`` chain-of-thought paths per question into the bank (skipping questions
+    that already have them): the same requests the voting strategies make."""
+    from ponder.bench.bank import path_key
+    from ponder.reasoning.cot import CotParams
+    from ponder.reasoning.paths import path_request
+
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(example: Example) -> None:
+        request = GenerationRequest(
+            messages=task.messages(example), sampling=SamplingParams(max_tokens=max_tokens)
+        )
+        sub = path_request(
+            request, CotParams(), n=size, temperature=temperature, top_logprobs=top_logprobs
+        )
+        key = path_key(sub)
+        have = len(bank.paths(key))
+        if have < size:
+            async with gate:
+                completion = await backend.generate(sub.replace(n=size - have))
+            bank.add(key, completion.usage.prompt_tokens, completion.choices)
+        if on_done is not None:
+            on_done(example)
+
+    async with asyncio.TaskGroup() as group:
+        for example in examples:
+            group.create_task(one(example))
+
+
+def parse_system_labels(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``cot,self-consistency;n=8`` -> (label, raw "ponder" choice) pairs."""
     from ponder.reasoning.selection import parse_model_name
 
     out = []
@@ -183,8 +226,13 @@ def parse_systems(text: str) -> list[tuple[str, StrategySpec]]:
             continue
         raw, _ = parse_model_name(f"ponder/{label}/x")
         assert raw is not None
-        out.append((label, StrategySpec.parse(raw)))
+        out.append((label, dict(raw)))
     return out
+
+
+def parse_systems(text: str) -> list[tuple[str, StrategySpec]]:
+    """``cot,self-consistency;n=8`` -> labelled, validated strategy specs."""
+    return [(label, StrategySpec.parse(raw)) for label, raw in parse_system_labels(text)]
 
 
 class RunDir:
@@ -220,10 +268,11 @@ async def run_bench(
     *,
     concurrency: int = 4,
     on_record: Callable[[Record], None] | None = None,
+    replicate: int = 0,
 ) -> list[Record]:
     """Run every system on every example not already recorded; return all records."""
-    done = {(r.system, r.example_id) for r in run_dir.records()}
-    pending = [(s, e) for e in examples for s in systems if (s.name, e.id) not in done]
+    done = {(r.system, r.example_id, r.replicate) for r in run_dir.records()}
+    pending = [(s, e) for e in examples for s in systems if (s.name, e.id, replicate) not in done]
     gate = asyncio.Semaphore(concurrency)
 
     async def one(system: System, example: Example) -> None:
@@ -249,6 +298,7 @@ async def run_bench(
                 seconds=round(time.perf_counter() - started, 3),
                 usage_complete=complete,
                 error=error,
+                replicate=replicate,
             )
             run_dir.append(record)
             if on_record is not None:

@@ -1,0 +1,251 @@
+"""The sample bank: draw M reasoning paths per question once, evaluate strategies offline.
+
+This is how the self-consistency, adaptive-stopping and DeepConf papers evaluate: sample a
+large pool of paths per question, then simulate each selection or stopping rule by drawing
+paths from the pool in a random order, many orderings over. :class:`BankBackend` is a
+Backend that serves path requests from the pool, in an order fixed by its ``replicate``
+number; a request the pool cannot serve (a critique, a judge call, more paths than the
+pool holds) falls through to the live model, and the paths it gets are added to the pool.
+
+Token accounting stays exact: each served path carries its recorded completion tokens, and a
+served call is charged its prompt once, as the batched engine would charge it. Streams honour
+cancellation at the token where it happens, so online DeepConf saves the same tokens it
+would save live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+from ponder.backends.base import Backend, Capabilities, QueueStream
+from ponder.bench.cassette import _decode_logprobs, _encode_logprobs
+from ponder.errors import BackendError
+from ponder.types import Choice, Completion, Delta, GenerationRequest, TokenLogprob, Usage
+
+
+def path_key(request: GenerationRequest) -> str:
+    """What makes two path requests draw from the same distribution (not n, seed or logprobs)."""
+    s = request.sampling
+    payload = {
+        "messages": [m.as_dict() for m in request.messages],
+        "prefill": request.prefill,
+        "sampling": [
+            s.temperature,
+            s.top_p,
+            s.top_k,
+            s.min_p,
+            s.repeat_penalty,
+            s.max_tokens,
+            list(s.stop),
+        ],
+        "json_schema": request.json_schema,
+        "tools": request.tools,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class SampleBank:
+    """Paths per request key, in a JSONL file that only grows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._paths: dict[str, list[dict[str, Any]]] = {}
+        self._prompt: dict[str, int] = {}
+        self._lock = threading.Lock()
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    self._paths.setdefault(entry["key"], []).extend(entry["paths"])
+                    self._prompt[entry["key"]] = entry["prompt_tokens"]
+
+    def paths(self, key: str) -> list[dict[str, Any]]:
+        return self._paths.get(key, [])
+
+    def prompt_tokens(self, key: str) -> int:
+        return self._prompt.get(key, 0)
+
+    def add(self, key: str, prompt_tokens: int, choices: tuple[Choice, ...]) -> None:
+        paths = [
+            {
+                "text": c.text,
+                "finish_reason": c.finish_reason,
+                "completion_tokens": c.completion_tokens,
+                "reasoning": c.reasoning,
+                "logprobs": _encode_logprobs(c.logprobs),
+            }
+            for c in choices
+        ]
+        with self._lock:
+            self._paths.setdefault(key, []).extend(paths)
+            self._prompt.setdefault(key, prompt_tokens)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as fh:
+                fh.write(
+                    json.dumps({"key": key, "prompt_tokens": prompt_tokens, "paths": paths}) + "\n"
+                )
+
+
+class BankBackend:
+    def __init__(
+        self,
+        bank: SampleBank,
+        inner: Backend | None,
+        *,
+        replicate: int = 0,
+        min_top_logprobs: int = 5,
+    ) -> None:
+        self.bank = bank
+        self.inner = inner
+        self.replicate = replicate
+        self.min_top_logprobs = min_top_logprobs
+        self.name = inner.name if inner is not None else "bank"
+        self.capabilities = inner.capabilities if inner is not None else Capabilities(prefill=False)
+        self._order: dict[str, list[int]] = {}
+        self._cursor: dict[str, int] = {}
+        self.served = 0
+        self.live = 0
+
+    def _take(self, key: str, n: int) -> list[dict[str, Any]]:
+        pool = self.bank.paths(key)
+        if key not in self._order:
+            order = list(range(len(pool)))
+            random.Random(f"{self.replicate}:{key}").shuffle(order)
+            self._order[key] = order
+            self._cursor[key] = 0
+        order = self._order[key]
+        start = self._cursor[key]
+        picked = [pool[i] for i in order[start : start + n]]
+        self._cursor[key] = start + len(picked)
+        return picked
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        key = path_key(request)
+        picked = self._take(key, request.n)
+        choices: list[Choice] = []
+        usage = Usage()
+        if picked:
+            self.served += len(picked)
+            usage = Usage(prompt_tokens=self.bank.prompt_tokens(key), calls=1)
+            for p in picked:
+                choices.append(self._choice(len(choices), p, request))
+                usage = usage + Usage(completion_tokens=p["completion_tokens"])
+        missing = request.n - len(picked)
+        if missing > 0:
+            if self.inner is None:
+                raise BackendError(
+                    "the sample bank has no path for this request and no live model to ask"
+                )
+            wanted = max(request.sampling.top_logprobs, self.min_top_logprobs)
+            live_request = request.replace(n=missing).with_sampling(
+                logprobs=True, top_logprobs=wanted
+            )
+            live = await self.inner.generate(live_request)
+            self.live += missing
+            self.bank.add(key, live.usage.prompt_tokens, live.choices)
+            # Advance past the paths just added, so later draws in this replicate skip them.
+            self._order[key] = self._order.get(key, []) + list(
+                range(len(self.bank.paths(key)) - missing, len(self.bank.paths(key)))
+            )
+            self._cursor[key] = len(self._order[key])
+            for c in live.choices:
+                choices.append(self._choice(len(choices), _as_entry(c), request))
+            usage = usage + live.usage
+        return Completion(choices=tuple(choices), usage=usage, model=self.name)
+
+    @staticmethod
+    def _choice(index: int, entry: dict[str, Any], request: GenerationRequest) -> Choice:
+        logprobs = _decode_logprobs(entry["logprobs"])
+        if logprobs is not None:
+            k = request.sampling.top_logprobs
+            logprobs = tuple(TokenLogprob(t.token, t.logprob, t.bytes, t.top[:k]) for t in logprobs)
+        wants = request.sampling.logprobs or request.sampling.top_logprobs > 0
+        return Choice(
+            index=index,
+            text=entry["text"],
+            finish_reason=entry["finish_reason"],
+            completion_tokens=entry["completion_tokens"],
+            reasoning=entry["reasoning"],
+            logprobs=logprobs if wants else None,
+        )
+
+    def stream(self, request: GenerationRequest) -> QueueStream:
+        cancelled: set[int] = set()
+        stream = QueueStream(on_cancel=cancelled.add)
+
+        async def play() -> None:
+            try:
+                completion = await self.generate(request)
+            except BaseException as exc:
+                stream.fail(exc)
+                return
+            spent = [0] * len(completion.choices)
+            pieces = [list(c.logprobs or ()) for c in completion.choices]
+            # Stream text token by token only where the tokens spell the text exactly.
+            spelled = [
+                "".join(p.token for p in pieces[c.index]) == c.text for c in completion.choices
+            ]
+            finished = [False] * len(completion.choices)
+            step = 0
+            while not all(finished):
+                for c in completion.choices:
+                    i = c.index
+                    if finished[i]:
+                        continue
+                    if i in cancelled:
+                        finished[i] = True
+                        stream.push(
+                            Delta(index=i, finish_reason="cancelled", completion_tokens=spent[i])
+                        )
+                    elif step < len(pieces[i]):
+                        spent[i] += 1
+                        token = pieces[i][step]
+                        stream.push(
+                            Delta(
+                                index=i, text=token.token if spelled[i] else "", logprobs=(token,)
+                            )
+                        )
+                    else:
+                        finished[i] = True
+                        if not spelled[i]:
+                            stream.push(Delta(index=i, text=c.text))
+                        spent[i] = c.completion_tokens
+                        stream.push(
+                            Delta(
+                                index=i,
+                                finish_reason=c.finish_reason,
+                                completion_tokens=c.completion_tokens,
+                            )
+                        )
+                step += 1
+                await asyncio.sleep(0)
+            # Only the tokens a path produced before its cancellation are charged.
+            stream.finish(
+                Usage(
+                    prompt_tokens=completion.usage.prompt_tokens,
+                    completion_tokens=sum(spent),
+                    calls=completion.usage.calls,
+                )
+            )
+
+        stream.producer = asyncio.get_running_loop().create_task(play())
+        return stream
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _as_entry(choice: Choice) -> dict[str, Any]:
+    return {
+        "text": choice.text,
+        "finish_reason": choice.finish_reason,
+        "completion_tokens": choice.completion_tokens,
+        "reasoning": choice.reasoning,
+        "logprobs": _encode_logprobs(choice.logprobs),
+    }
