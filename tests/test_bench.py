@@ -264,3 +264,19 @@ def test_bench_command_end_to_end_on_the_tiny_model(tmp_path: Path) -> None:
         )
 
     assert key(again) == key(records)
+
+
+def test_cost_column_from_a_price_table(tmp_path: Path) -> None:
+    from ponder.bench.report import Price
+
+    records = [Record("cot", "0", True, "1", "1", 1000, 500, 0, 1, 1.0)]
+    summary = summarize(records, prices={"*": Price(prompt=0.5, completion=2.0)})
+    assert summary[0].cost == pytest.approx((1000 * 0.5 + 500 * 2.0) / 1e6)
+    assert "$/question" in markdown_table(summary)
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"cot": {"prompt": 1, "completion": 1}}))
+    run = RunDir(tmp_path / "r")
+    run.append(records[0])
+    result = CliRunner().invoke(main, ["bench", "report", str(run.path), "--prices", str(prices)])
+    assert result.exit_code == 0, result.output
+    assert "0.001500" in result.output

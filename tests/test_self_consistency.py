@@ -47,3 +47,21 @@ async def test_cot_is_one_greedy_path() -> None:
     assert backend.calls[0].sampling.temperature == 0.0
     assert backend.calls[0].messages[0].role == "system"
     assert result.hidden_usage.reasoning_tokens == 0
+
+
+async def test_universal_self_consistency_lets_the_model_select() -> None:
+    from ponder.reasoning.semantic import parse_selection
+    from ponder.types import GenerationRequest
+
+    def script(request: GenerationRequest, index: int) -> str:
+        if "most consistent response" in request.messages[-1].content:
+            return "The most consistent response is Response 2"
+        return ["Cats sleep a lot.", "Cats nap for most of the day.", "Dogs bark."][index]
+
+    backend = ScriptedBackend(script)
+    result = await run("self-consistency", backend, n=3, selector="usc", answer_format="text")
+    assert result.text == "Cats nap for most of the day."
+    assert result.details["selected"] == 1
+    assert result.usage.calls == 2
+    assert parse_selection("The most consistent response is Response 9", 3) is None
+    assert parse_selection("I pick Response 3.", 3) == 2

@@ -310,6 +310,12 @@ def models(config: PonderConfig, verify: bool) -> None:
     help="Path orderings to evaluate from the bank.",
 )
 @click.option(
+    "--prices",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help='JSON price table for a cost column: {"system or *": {"prompt": $/1M, "completion": $/1M}}.',
+)
+@click.option(
     "--ray",
     default=None,
     help="Run questions as Ray tasks on this cluster ('local': start one here).",
@@ -344,6 +350,7 @@ def bench(ctx: click.Context, /, **opts: Any) -> None:
             bank_size=opts["bank_size"],
             replicates=opts["replicates"],
             ray=opts["ray"],
+            prices=Path(opts["prices"]) if opts["prices"] else None,
             out_dir=paths["out_dir"],
             record=paths["record"],
             replay=paths["replay"],
@@ -358,13 +365,17 @@ def bench(ctx: click.Context, /, **opts: Any) -> None:
 
 @bench.command("report")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-def bench_report(run_dir: str) -> None:
+@click.option(
+    "--prices", type=click.Path(exists=True, dir_okay=False), default=None, help="JSON price table."
+)
+def bench_report(run_dir: str, prices: str | None) -> None:
     """Re-render a run's report from its records, with no model calls."""
-    from ponder.bench.report import write_report
+    from ponder.bench.report import load_prices, write_report
     from ponder.bench.runner import RunDir
 
     records = RunDir(Path(run_dir)).records()
-    click.echo(write_report(records, Path(run_dir)))
+    table = load_prices(Path(prices)) if prices else None
+    click.echo(write_report(records, Path(run_dir), prices=table))
 
 
 if __name__ == "__main__":

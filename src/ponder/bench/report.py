@@ -26,6 +26,24 @@ class Summary:
     calls: float
     errors: int
     usage_complete: bool
+    cost: float | None = None  # mean cost per question, where a price table is given
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """Dollars per million tokens."""
+
+    prompt: float
+    completion: float
+
+    def of(self, prompt_tokens: float, completion_tokens: float) -> float:
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
+
+
+def load_prices(path: Path) -> dict[str, Price]:
+    """A JSON price table: {"system or *": {"prompt": $/1M, "completion": $/1M}}."""
+    raw = json.loads(path.read_text())
+    return {name: Price(float(p["prompt"]), float(p["completion"])) for name, p in raw.items()}
 
 
 def bootstrap_ci(
@@ -41,7 +59,11 @@ def bootstrap_ci(
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
 
 
-def summarize(records: Sequence[Record], order: Sequence[str] | None = None) -> list[Summary]:
+def summarize(
+    records: Sequence[Record],
+    order: Sequence[str] | None = None,
+    prices: dict[str, Price] | None = None,
+) -> list[Summary]:
     systems = list(order) if order else list(dict.fromkeys(r.system for r in records))
     out = []
     for system in systems:
@@ -69,23 +91,34 @@ def summarize(records: Sequence[Record], order: Sequence[str] | None = None) -> 
                 calls=float(np.mean([r.calls for r in rows])),
                 errors=sum(r.error is not None for r in rows),
                 usage_complete=all(r.usage_complete for r in rows),
+                cost=_cost(rows, system, prices),
             )
         )
     return out
 
 
+def _cost(rows: Sequence[Record], system: str, prices: dict[str, Price] | None) -> float | None:
+    price = (prices or {}).get(system) or (prices or {}).get("*")
+    if price is None:
+        return None
+    return float(np.mean([price.of(r.prompt_tokens, r.completion_tokens) for r in rows]))
+
+
 def markdown_table(summaries: Sequence[Summary]) -> str:
-    lines = [
-        "| system | questions | accuracy | 95% CI | prompt tok | completion tok | total tok | s/question | calls | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    with_cost = any(s.cost is not None for s in summaries)
+    head = "| system | questions | accuracy | 95% CI | prompt tok | completion tok | total tok | s/question | calls | errors |"
+    rule = "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    lines = [head + (" $/question |" if with_cost else ""), rule + (" --- |" if with_cost else "")]
     for s in summaries:
         flag = "" if s.usage_complete else " (under-reported)"
-        lines.append(
+        row = (
             f"| {s.system} | {s.questions} | {s.accuracy:.1%} | {s.ci_low:.1%}–{s.ci_high:.1%} | "
             f"{s.prompt_tokens:.0f} | {s.completion_tokens:.0f} | {s.total_tokens:.0f}{flag} | "
             f"{s.seconds:.1f} | {s.calls:.1f} | {s.errors} |"
         )
+        if with_cost:
+            row += f" {s.cost:.6f} |" if s.cost is not None else " - |"
+        lines.append(row)
     return "\n".join(lines)
 
 
@@ -155,10 +188,14 @@ def plot_accuracy_vs_tokens(summaries: Sequence[Summary], path: Path, title: str
 
 
 def write_report(
-    records: Sequence[Record], run_dir: Path, order: Sequence[str] | None = None, title: str = ""
+    records: Sequence[Record],
+    run_dir: Path,
+    order: Sequence[str] | None = None,
+    title: str = "",
+    prices: dict[str, Price] | None = None,
 ) -> str:
-    """report.md, records.json and accuracy_vs_tokens.png in the run directory."""
-    summaries = summarize(records, order)
+    """report.md, records.json, summary.json and accuracy_vs_tokens.png in the run directory."""
+    summaries = summarize(records, order, prices)
     table = markdown_table(summaries)
     (run_dir / "report.md").write_text(table + "\n")
     (run_dir / "records.json").write_text(

@@ -14,7 +14,7 @@ from ponder.backends.base import Backend
 from ponder.backends.registry import BackendRegistry
 from ponder.bench.bank import BankBackend, SampleBank
 from ponder.bench.cassette import Cassette, CassetteBackend
-from ponder.bench.report import write_report
+from ponder.bench.report import load_prices, write_report
 from ponder.bench.runner import (
     EndpointSystem,
     Record,
@@ -51,6 +51,7 @@ class BenchOptions:
     bank_size: int = 16
     replicates: int = 1
     ray: str | None = None  # a Ray cluster address, or "local"
+    prices: Path | None = None  # JSON price table for the cost column
 
 
 def _endpoint(spec: dict[str, Any], max_tokens: int) -> EndpointSystem:
@@ -157,7 +158,10 @@ async def run_session(
     ids = {e.id for e in examples}
     records = [r for r in run_dir.records() if r.example_id in ids]
     order = [label for label, _ in labelled] + [e["name"] for e in options.systems]
-    table = write_report(records, run_dir.path, order, title=f"{task.name} on {name}")
+    prices = load_prices(options.prices) if options.prices else None
+    table = write_report(
+        records, run_dir.path, order, title=f"{task.name} on {name}", prices=prices
+    )
     return run_dir, table
 
 

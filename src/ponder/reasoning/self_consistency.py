@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
-from ponder.reasoning.paths import Path, sample_paths
+from ponder.reasoning.paths import Path, question_of, sample_paths
+from ponder.reasoning.semantic import usc_select
 from ponder.reasoning.voting import Vote, majority_vote
 from ponder.types import GenerationRequest
 
 
 class SelfConsistencyParams(StrategyParams):
     n: int = Field(default=8, ge=1, le=64)
+    # How to vote: "answers" compares extracted answers as strings; "usc" asks the model
+    # which response agrees most with the others (for free-form answers).
+    selector: Literal["answers", "usc"] = "answers"
 
 
 def result_from_vote(
@@ -52,4 +56,17 @@ class SelfConsistency:
         self, ctx: RunContext, request: GenerationRequest, params: SelfConsistencyParams
     ) -> StrategyResult:
         paths = await sample_paths(ctx, request, params, n=params.n, temperature=0.7)
+        if params.selector == "usc":
+            chosen = await usc_select(ctx, question_of(request), [p.text for p in paths])
+            ctx.progress(f"universal self-consistency selected path {chosen + 1}")
+            pick = paths[chosen]
+            return StrategyResult(
+                text=pick.text,
+                answer=pick.answer,
+                reasoning=pick.text,
+                usage=ctx.trace.usage,
+                trace=ctx.trace,
+                details={"selector": "usc", "selected": chosen, "paths": len(paths)},
+                shown_tokens=pick.completion_tokens,
+            )
         return result_from_vote(ctx, paths, majority_vote([p.answer for p in paths]))
