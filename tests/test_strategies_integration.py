@@ -24,6 +24,7 @@ SMALL_PARAMS: dict[str, dict[str, Any]] = {
     "mixture-of-agents": {"n_proposals": 2},
     "thinking-budget": {"max_thinking": 12, "min_thinking": 8, "answer_max_tokens": 12},
     "clarify": {"k": 3},
+    "auto": {"effort": "low"},
 }
 
 

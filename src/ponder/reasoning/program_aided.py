@@ -102,6 +102,7 @@ class ProgramAided:
             details={
                 "votes": vote.tally,
                 "executed": sum(a is not None for a in answers),
+                "answers": answers,
                 "programs": len(programs),
             },
             shown_tokens=choice.completion_tokens,

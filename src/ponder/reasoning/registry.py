@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ponder.errors import InvalidRequestError
 from ponder.reasoning.adaptive_consistency import AdaptiveConsistency
+from ponder.reasoning.auto import Auto
 from ponder.reasoning.base import Strategy, StrategyParams
 from ponder.reasoning.beam_search import BeamSearch
 from ponder.reasoning.best_of_n import BestOfN
@@ -39,6 +40,7 @@ STRATEGIES: Mapping[str, type[Strategy]] = MappingProxyType(
             MixtureOfAgents,
             ThinkingBudget,
             Clarify,
+            Auto,
         )
     }
 )

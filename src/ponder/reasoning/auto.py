@@ -1,0 +1,269 @@
+"""``auto``: answer easy questions in one pass, climb a ladder only where it pays.
+
+1. First pass: one greedy chain of thought with top-k logprobs. Its answer is accepted at
+   once if it was extracted and its token confidence reaches the profile's threshold.
+2. Otherwise climb the profile's ladder: more sampled paths in windows until a Beta test
+   says the vote is settled (``vote``), program-aided solutions that join the vote
+   (``program``), then a stronger model or provider (``escalate``), routed and policy-checked
+   like any request.
+3. Stop when the vote is settled, the ladder ends, or the budget cannot pay for the next
+   call's worst case. Every call is sized so that the budget is never exceeded: prompt
+   tokens plus ``n · max_tokens`` must fit what is left.
+
+The reply reports which rungs ran (``details.rungs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from ponder.errors import InvalidRequestError
+from ponder.reasoning.adaptive_consistency import beta_stop_probability
+from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
+from ponder.reasoning.confidence_vote import token_confidence
+from ponder.reasoning.cot import COT_SYSTEM
+from ponder.reasoning.paths import Path, sample_paths
+from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung, builtin_profile
+from ponder.reasoning.voting import weighted_vote
+from ponder.types import GenerationRequest
+
+MIN_PATH_TOKENS = 64  # a path shorter than this cannot hold a worked answer
+
+
+class AutoParams(StrategyParams):
+    effort: str = "medium"
+    budget_tokens: int | None = Field(default=None, ge=1)  # overrides the profile's
+    budget_usd: float | None = Field(default=None, gt=0.0)
+    # Dollars per million tokens, for a budget in money (from the gateway's price table).
+    price_prompt: float = Field(default=0.0, ge=0.0)
+    price_completion: float = Field(default=0.0, ge=0.0)
+
+
+class Budget:
+    """What is left to spend, in tokens (a money budget is turned into a token bound)."""
+
+    def __init__(self, params: AutoParams, effort: EffortProfile) -> None:
+        self.tokens = params.budget_tokens or effort.budget_tokens
+        self.usd = params.budget_usd
+        self.price_prompt = params.price_prompt
+        self.price_completion = params.price_completion
+        if self.usd is not None and self.price_prompt == 0.0 and self.price_completion == 0.0:
+            raise InvalidRequestError("a budget in money needs prices", param="ponder.budget_usd")
+
+    def fits(self, spent_prompt: int, spent_completion: int, prompt: int, completion: int) -> bool:
+        total_prompt, total_completion = spent_prompt + prompt, spent_completion + completion
+        if self.tokens is not None and total_prompt + total_completion > self.tokens:
+            return False
+        if self.usd is not None:
+            cost = (
+                total_prompt * self.price_prompt + total_completion * self.price_completion
+            ) / 1e6
+            if cost > self.usd:
+                return False
+        return True
+
+    def largest(
+        self, spent_prompt: int, spent_completion: int, prompt: int, n: int, max_tokens: int
+    ) -> tuple[int, int]:
+        """The widest (n, max_tokens) call, at most the asked one, whose worst case fits."""
+        floor = min(MIN_PATH_TOKENS, max_tokens)
+        for width in range(n, 0, -1):
+            tokens = max_tokens
+            while tokens >= floor and not self.fits(
+                spent_prompt, spent_completion, prompt, width * tokens
+            ):
+                tokens //= 2
+            if tokens >= floor:
+                return width, tokens
+        return 0, 0
+
+
+def path_confidence(path: Path) -> float:
+    if not path.logprobs:
+        return 0.0
+    return float(np.mean([token_confidence(t) for t in path.logprobs]))
+
+
+@dataclass(slots=True)
+class _Votes:
+    """The answers gathered so far, their weights, and a worked text for each answer."""
+
+    answers: list[str | None] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    texts: dict[str | None, Path] = field(default_factory=dict)
+    rungs: list[str] = field(default_factory=lambda: ["first"])
+
+    def add(self, path_or_answer: Path | str | None, weight: float = 1.0) -> None:
+        if isinstance(path_or_answer, Path):
+            self.answers.append(path_or_answer.answer)
+            self.texts.setdefault(path_or_answer.answer, path_or_answer)
+        else:
+            self.answers.append(path_or_answer)
+        self.weights.append(weight)
+
+    def settled(self) -> float:
+        """P(leader beats runner-up) under Beta(a+1, b+1) on the weighted counts."""
+        tally = sorted(weighted_vote(self.answers, self.weights).tally.values(), reverse=True)
+        if not tally:
+            return 0.0
+        return beta_stop_probability(round(tally[0]), round(tally[1]) if len(tally) > 1 else 0)
+
+
+class Auto:
+    name: ClassVar[str] = "auto"
+    Params: ClassVar[type[StrategyParams]] = AutoParams
+
+    def __init__(self, profile: AutoProfile | None = None) -> None:
+        self.profile = profile
+
+    async def run(
+        self, ctx: RunContext, request: GenerationRequest, params: AutoParams
+    ) -> StrategyResult:
+        profile = self.profile or builtin_profile()
+        effort = profile.effort(params.effort)
+        if params.max_tokens is not None:
+            effort = effort.model_copy(
+                update={"max_tokens": min(effort.max_tokens, params.max_tokens)}
+            )
+        budget = Budget(params, effort)
+        votes = _Votes()
+
+        # A first pass the budget cannot pay for is refused before anything is spent. The
+        # prompt's length in characters bounds its token count from above.
+        prompt_bound = sum(len(m.content) for m in request.messages) + len(COT_SYSTEM) + 64
+        width, tokens = budget.largest(0, 0, prompt_bound, 1, effort.max_tokens)
+        if width == 0:
+            raise InvalidRequestError(
+                "the budget cannot pay for a single answer", param="ponder.budget_tokens"
+            )
+        first_params = params.model_copy(update={"max_tokens": tokens})
+        (first,) = await sample_paths(
+            ctx,
+            request,
+            first_params,
+            n=1,
+            temperature=0.0,
+            top_logprobs=effort.top_logprobs,
+            label="first pass",
+        )
+        confidence = path_confidence(first)
+        prompt_tokens = ctx.trace.calls[-1].usage.prompt_tokens
+        votes.add(first)
+        ctx.trace.note("first", answer=first.answer, confidence=round(confidence, 4))
+        ctx.progress(f"first pass: {first.answer} (confidence {confidence:.2f})")
+        stop_reason = "ladder ended"
+        if first.answer is not None and confidence >= effort.accept_confidence:
+            stop_reason = "confident first pass"
+        else:
+            for rung in effort.ladder:
+                done, reason = await self._climb(
+                    ctx, request, params, effort, rung, budget, prompt_tokens, votes
+                )
+                if done:
+                    stop_reason = reason
+                    break
+        vote = weighted_vote(votes.answers, votes.weights)
+        chosen = votes.texts.get(vote.winner) or first
+        ctx.trace.note("rungs", rungs=votes.rungs, stop=stop_reason, votes=vote.tally)
+        ctx.progress(f"auto: {' -> '.join(votes.rungs)}; {stop_reason}; answer {vote.winner}")
+        return StrategyResult(
+            text=chosen.text,
+            answer=vote.winner,
+            reasoning=chosen.text,
+            usage=ctx.trace.usage,
+            trace=ctx.trace,
+            details={
+                "rungs": votes.rungs,
+                "stop": stop_reason,
+                "votes": vote.tally,
+                "first_confidence": round(confidence, 4),
+                "effort": params.effort,
+            },
+            shown_tokens=chosen.completion_tokens,
+        )
+
+    async def _climb(
+        self,
+        ctx: RunContext,
+        request: GenerationRequest,
+        params: AutoParams,
+        effort: EffortProfile,
+        rung: Rung,
+        budget: Budget,
+        prompt_tokens: int,
+        votes: _Votes,
+    ) -> tuple[bool, str]:
+        """Run one rung; returns (stop, why)."""
+
+        def spent() -> tuple[int, int]:
+            usage = ctx.trace.usage
+            return usage.prompt_tokens, usage.completion_tokens
+
+        if rung.kind == "vote":
+            drawn = 0
+            while drawn < rung.max_n:
+                want = min(rung.window, rung.max_n - drawn)
+                width, tokens = budget.largest(*spent(), prompt_tokens, want, effort.max_tokens)
+                if width == 0:
+                    return True, "budget spent"
+                if "vote" not in votes.rungs:
+                    votes.rungs.append("vote")
+                window = await sample_paths(
+                    ctx,
+                    request,
+                    params.model_copy(update={"max_tokens": tokens}),
+                    n=width,
+                    temperature=0.7,
+                    offset=1 + drawn,
+                    label=f"vote window {drawn // rung.window + 1}",
+                )
+                drawn += width
+                for path in window:
+                    votes.add(path)
+                if votes.settled() >= effort.stop_probability:
+                    return True, "vote settled"
+            return False, ""
+        if rung.kind == "program":
+            from ponder.reasoning.program_aided import ProgramAided, ProgramAidedParams
+
+            # The program prompt is longer than the chain-of-thought one; bound it generously.
+            width, tokens = budget.largest(
+                *spent(), prompt_tokens + 128, rung.n, min(effort.max_tokens, 512)
+            )
+            if width == 0:
+                return True, "budget spent"
+            votes.rungs.append("program")
+            pal = await ProgramAided().run(
+                ctx,
+                request,
+                ProgramAidedParams(n=width, max_tokens=tokens, answer_format=params.answer_format),
+            )
+            for answer in pal.details["answers"]:
+                votes.add(answer, rung.weight)
+            return votes.settled() >= effort.stop_probability, "vote settled"
+        # escalate: a stronger model answers once; its vote carries the rung's weight.
+        if rung.model is None or rung.model not in ctx.backends:
+            ctx.trace.note("escalation skipped", model=rung.model)
+            return False, ""
+        width, tokens = budget.largest(*spent(), prompt_tokens, 1, effort.max_tokens)
+        if width == 0:
+            return True, "budget spent"
+        votes.rungs.append(f"escalate:{rung.model}")
+        stronger = RunContext(
+            backend=ctx.backends[rung.model], trace=ctx.trace, on_progress=ctx.on_progress
+        )
+        (path,) = await sample_paths(
+            stronger,
+            request,
+            params.model_copy(update={"max_tokens": tokens}),
+            n=1,
+            temperature=0.0,
+            label=f"escalate to {rung.model}",
+        )
+        votes.add(path, rung.weight)
+        votes.texts[path.answer] = path
+        return True, "escalated"

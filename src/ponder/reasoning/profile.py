@@ -1,0 +1,76 @@
+"""The adaptive controller's profile: thresholds and the escalation ladder per effort level.
+
+A profile is a JSON file that ``ponder calibrate`` fits on a calibration split; the server
+loads it. Everything the controller decides comes from here, so changing behaviour never
+needs a code change.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.errors import ConfigError
+
+Effort = Literal["minimal", "low", "medium", "high", "xhigh"]
+
+
+class Rung(BaseModel):
+    """One step up the ladder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["vote", "program", "escalate"]
+    # vote: sample `window` more paths at a time, up to `max_n`, until the Beta test passes.
+    window: int = Field(default=4, ge=1, le=32)
+    max_n: int = Field(default=8, ge=1, le=64)
+    # program: `n` program-aided solutions join the vote with this weight each.
+    n: int = Field(default=2, ge=1, le=16)
+    weight: float = Field(default=1.0, gt=0.0, le=10.0)
+    # escalate: ask this model (routed and policy-checked like any request).
+    model: str | None = None
+
+
+class EffortProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Accept the first pass outright when its answer was extracted and its confidence
+    # (mean negative top-k logprob, DeepConf's token confidence) reaches this.
+    accept_confidence: float = Field(default=float("inf"), ge=0.0)
+    # Stop climbing once P(leader beats runner-up) under Beta(a+1, b+1) reaches this.
+    stop_probability: float = Field(default=0.95, gt=0.5, lt=1.0)
+    ladder: tuple[Rung, ...] = ()
+    budget_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int = Field(default=768, ge=16, le=32768)
+    top_logprobs: int = Field(default=5, ge=1, le=20)
+
+
+class AutoProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = 1
+    model: str | None = None
+    calibration: dict[str, object] = Field(default_factory=dict)  # data, rows, command, results
+    efforts: dict[str, EffortProfile]
+
+    def effort(self, name: str) -> EffortProfile:
+        if name not in self.efforts:
+            raise ConfigError(
+                f"the auto profile has no effort level {name!r}; it has {', '.join(self.efforts)}"
+            )
+        return self.efforts[name]
+
+
+def load_profile(path: Path) -> AutoProfile:
+    try:
+        return AutoProfile.model_validate(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the auto profile {path}: {exc}") from exc
+
+
+def builtin_profile() -> AutoProfile:
+    """The profile shipped with Ponder (``ponder/data/auto_profile.json``)."""
+    return load_profile(Path(__file__).resolve().parent.parent / "data" / "auto_profile.json")

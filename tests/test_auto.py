@@ -1,0 +1,140 @@
+"""The adaptive controller's decisions, pinned over a scripted backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from ponder.backends.scripted import Reply, ScriptedBackend
+from ponder.errors import InvalidRequestError
+from ponder.reasoning.auto import Auto, AutoParams
+from ponder.reasoning.base import RunContext
+from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung, builtin_profile
+from ponder.reasoning.trace import Trace, TracingBackend
+from ponder.types import GenerationRequest
+from tests.strategy_helpers import ask, solution
+
+PROFILE = AutoProfile(
+    efforts={
+        "test": EffortProfile(
+            accept_confidence=2.0,
+            ladder=(
+                Rung(kind="vote", window=2, max_n=6),
+                Rung(kind="escalate", model="big", weight=3.0),
+            ),
+            max_tokens=256,
+            top_logprobs=2,
+        )
+    }
+)
+
+
+def confident(answer: object) -> Reply:
+    return Reply(solution(answer), [-0.001] * 20)  # alternatives near-impossible: confidence ~7
+
+
+def unsure(answer: object) -> Reply:
+    return Reply(solution(answer), [-0.7] * 20)  # confidence below 1
+
+
+async def run_auto(
+    backend: ScriptedBackend, backends: dict[str, ScriptedBackend] | None = None, **params: object
+):  # type: ignore[no-untyped-def]
+    trace = Trace("auto")
+    ctx = RunContext(
+        backend=TracingBackend(backend, trace),
+        trace=trace,
+        backends={k: TracingBackend(v, trace) for k, v in (backends or {}).items()},
+    )
+    return await Auto(PROFILE).run(ctx, ask(), AutoParams(effort="test", **params))  # type: ignore[arg-type]
+
+
+async def test_confident_first_pass_stops_at_once() -> None:
+    backend = ScriptedBackend.cycle([confident(7)])
+    result = await run_auto(backend)
+    assert result.answer == "7"
+    assert result.details["rungs"] == ["first"]
+    assert result.details["stop"] == "confident first pass"
+    assert len(backend.calls) == 1
+    assert (
+        backend.calls[0].sampling.temperature == 0.0 and backend.calls[0].sampling.top_logprobs == 2
+    )
+
+
+async def test_unsure_first_pass_escalates_and_stops_on_agreement() -> None:
+    backend = ScriptedBackend.cycle([unsure(7)])
+    result = await run_auto(backend)
+    # First pass + one window of 2 agreeing paths: Beta(4, 1) gives P = 15/16 < 0.95, so a
+    # second window is drawn; 5 agreeing votes give 63/64 and the vote is settled.
+    assert result.details["rungs"] == ["first", "vote"]
+    assert result.details["stop"] == "vote settled"
+    assert [c.n for c in backend.calls] == [1, 2, 2]
+    assert result.answer == "7"
+
+
+async def test_disagreement_climbs_to_the_stronger_model() -> None:
+    small = ScriptedBackend.cycle([unsure(1), unsure(2), unsure(3)])
+    big = ScriptedBackend.cycle([confident(2)])
+    result = await run_auto(small, {"big": big})
+    assert result.details["rungs"] == ["first", "vote", "escalate:big"]
+    assert result.details["stop"] == "escalated"
+    assert len(big.calls) == 1
+    assert result.answer == "2"  # the stronger model's weighted vote breaks the tie
+    assert result.usage.calls == 1 + 3 + 1
+
+
+@pytest.mark.parametrize("budget", [400, 500, 700, 1000, 1500, 3000])
+async def test_token_budget_is_never_exceeded(budget: int) -> None:
+    small = ScriptedBackend.cycle([unsure(1), unsure(2)])
+    big = ScriptedBackend.cycle([confident(2)])
+    result = await run_auto(small, {"big": big}, budget_tokens=budget)
+    assert result.usage.total_tokens <= budget
+    # Every call was sized so that its worst case fit what was left.
+    assert all(
+        c.sampling.max_tokens is not None and c.sampling.max_tokens >= 64 for c in small.calls
+    )
+    assert result.details["stop"] in {"budget spent", "escalated"}
+
+
+async def test_a_tight_budget_stops_the_climb() -> None:
+    long_unsure = [Reply(solution(a, words=55), [-0.7] * 70) for a in (1, 2)]
+    small = ScriptedBackend.cycle(long_unsure)
+    big = ScriptedBackend.cycle([confident(2)])
+    result = await run_auto(small, {"big": big}, budget_tokens=400)
+    assert result.usage.total_tokens <= 400
+    assert result.details["stop"] == "budget spent"
+    assert "escalate:big" not in result.details["rungs"]
+    assert big.calls == []
+
+
+async def test_money_budget_needs_prices_and_is_respected() -> None:
+    backend = ScriptedBackend.cycle([unsure(1), unsure(2)])
+    with pytest.raises(InvalidRequestError, match="prices"):
+        await run_auto(backend, budget_usd=0.01)
+    result = await run_auto(backend, budget_usd=0.001, price_prompt=1.0, price_completion=1.0)
+    assert result.usage.total_tokens <= 1000
+
+
+async def test_a_budget_too_small_for_one_answer_is_refused() -> None:
+    backend = ScriptedBackend.cycle([confident(1)])
+    with pytest.raises(InvalidRequestError, match="single answer"):
+        await run_auto(backend, budget_tokens=50)
+    assert backend.calls == []
+
+
+def test_shipped_profile_loads_with_every_effort() -> None:
+    profile = builtin_profile()
+    assert set(profile.efforts) >= {"minimal", "low", "medium", "high"}
+    assert profile.effort("minimal").ladder == ()
+
+
+async def test_unknown_effort() -> None:
+    from ponder.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        await Auto(PROFILE).run(
+            RunContext(
+                backend=TracingBackend(ScriptedBackend.cycle(["x"]), Trace("a")), trace=Trace("a")
+            ),
+            GenerationRequest(messages=()),
+            AutoParams(effort="nope"),
+        )
