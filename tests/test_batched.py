@@ -176,3 +176,22 @@ async def test_json_schema_constrains_the_output(small_backend: EmbeddedBackend)
     data = json.loads(result.text)
     assert set(data) == {"name", "age"}
     assert isinstance(data["age"], int)
+
+
+async def test_cancel_while_queued_takes_effect_at_admission(tiny_backend: EmbeddedBackend) -> None:
+    width = tiny_backend.engine.max_sequences
+    blocker = tiny_backend.stream(
+        request(n=width, temperature=0.5, max_tokens=16, ignore_eos=True, seed=2)
+    )
+    queued = tiny_backend.stream(
+        request(n=2, temperature=0.5, max_tokens=16, ignore_eos=True, seed=3)
+    )
+    queued.cancel(1)  # the job is still waiting for free sequences
+    finals: dict[int, tuple[str, int]] = {}
+    async for delta in queued:
+        if delta.finish_reason:
+            finals[delta.index] = (delta.finish_reason, delta.completion_tokens or 0)
+    assert finals[0] == ("length", 16)
+    assert finals[1] == ("cancelled", 0)
+    assert queued.usage.completion_tokens == 16
+    assert [d async for d in blocker]

@@ -203,7 +203,9 @@ class BatchedEngine:
                     self._waiting.clear()
                     break
                 cancels, self._cancels = self._cancels, []
-                self._admit()
+                admitted = self._admit()
+            # Sequences cancelled while their job was still queued end as soon as it starts.
+            cancels += [(job.id, i) for job in admitted for i in sorted(job.cancelled)]
             self._apply_cancels(cancels)
             if self._active:
                 try:
@@ -213,8 +215,9 @@ class BatchedEngine:
         for job in jobs:
             self._finish_job(job, BackendError("the engine was closed"))
 
-    def _admit(self) -> None:
+    def _admit(self) -> list[_Job]:
         # First come, first served: a wide job at the head is never starved by narrow ones.
+        admitted: list[_Job] = []
         while (
             self._waiting
             and len(self._free_ids) >= self._waiting[0].n
@@ -242,6 +245,8 @@ class BatchedEngine:
                 continue
             job.admitted = True
             self._active.append(job)
+            admitted.append(job)
+        return admitted
 
     def _apply_cancels(self, cancels: list[tuple[int, int | None]]) -> None:
         for job_id, index in cancels:
@@ -249,6 +254,10 @@ class BatchedEngine:
             if job is None:
                 with self._lock:
                     waiting = next((j for j in self._waiting if j.id == job_id), None)
+                    if waiting is not None and index is not None:
+                        waiting.cancelled.add(index)
+                        if len(waiting.cancelled) >= waiting.n:
+                            index = None  # every sequence cancelled: drop the whole job
                     if waiting is not None and index is None:
                         self._waiting.remove(waiting)
                 if waiting is not None and index is None:
