@@ -137,6 +137,14 @@ class BudgetExceededError(PonderError):
     code = "budget_exceeded"
 
 
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf of a task group's exception group, so callers meet one typed error."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
 class CancelledSequenceError(PonderError):
     """A sequence was cancelled by its caller."""
 

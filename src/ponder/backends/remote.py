@@ -30,6 +30,7 @@ from ponder.errors import (
     InvalidRequestError,
     ModelNotFoundError,
     PonderError,
+    first_error,
 )
 from ponder.types import (
     Choice,
@@ -390,14 +391,6 @@ class RemoteBackend:
 @dataclass(slots=True)
 class _Totals:
     usage: Usage = field(default_factory=Usage)
-
-
-def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first leaf of an exception group: callers see one typed Ponder error."""
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
 
 
 async def _guard(coro: Any) -> None:

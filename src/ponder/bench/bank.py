@@ -16,7 +16,7 @@ would save live.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import dataclasses
 import json
 import random
 import threading
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.backends.base import Backend, Capabilities, QueueStream
-from ponder.bench.cassette import _decode_logprobs, _encode_logprobs
+from ponder.bench.cassette import decode_choice, digest, encode_choice
 from ponder.errors import BackendError
 from ponder.types import Choice, Completion, Delta, GenerationRequest, TokenLogprob, Usage
 
@@ -32,22 +32,23 @@ from ponder.types import Choice, Completion, Delta, GenerationRequest, TokenLogp
 def path_key(request: GenerationRequest) -> str:
     """What makes two path requests draw from the same distribution (not n, seed or logprobs)."""
     s = request.sampling
-    payload = {
-        "messages": [m.as_dict() for m in request.messages],
-        "prefill": request.prefill,
-        "sampling": [
-            s.temperature,
-            s.top_p,
-            s.top_k,
-            s.min_p,
-            s.repeat_penalty,
-            s.max_tokens,
-            list(s.stop),
-        ],
-        "json_schema": request.json_schema,
-        "tools": request.tools,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return digest(
+        {
+            "messages": [m.as_dict() for m in request.messages],
+            "prefill": request.prefill,
+            "sampling": [
+                s.temperature,
+                s.top_p,
+                s.top_k,
+                s.min_p,
+                s.repeat_penalty,
+                s.max_tokens,
+                list(s.stop),
+            ],
+            "json_schema": request.json_schema,
+            "tools": request.tools,
+        }
+    )
 
 
 class SampleBank:
@@ -72,16 +73,7 @@ class SampleBank:
         return self._prompt.get(key, 0)
 
     def add(self, key: str, prompt_tokens: int, choices: tuple[Choice, ...]) -> None:
-        paths = [
-            {
-                "text": c.text,
-                "finish_reason": c.finish_reason,
-                "completion_tokens": c.completion_tokens,
-                "reasoning": c.reasoning,
-                "logprobs": _encode_logprobs(c.logprobs),
-            }
-            for c in choices
-        ]
+        paths = [encode_choice(c) for c in choices]
         with self._lock:
             self._paths.setdefault(key, []).extend(paths)
             self._prompt.setdefault(key, prompt_tokens)
@@ -155,24 +147,22 @@ class BankBackend:
             )
             self._cursor[key] = len(self._order[key])
             for c in live.choices:
-                choices.append(self._choice(len(choices), _as_entry(c), request))
+                choices.append(self._choice(len(choices), encode_choice(c), request))
             usage = usage + live.usage
         return Completion(choices=tuple(choices), usage=usage, model=self.name)
 
     @staticmethod
     def _choice(index: int, entry: dict[str, Any], request: GenerationRequest) -> Choice:
-        logprobs = _decode_logprobs(entry["logprobs"])
-        if logprobs is not None:
-            k = request.sampling.top_logprobs
-            logprobs = tuple(TokenLogprob(t.token, t.logprob, t.bytes, t.top[:k]) for t in logprobs)
+        choice = decode_choice(index, entry)
         wants = request.sampling.logprobs or request.sampling.top_logprobs > 0
-        return Choice(
-            index=index,
-            text=entry["text"],
-            finish_reason=entry["finish_reason"],
-            completion_tokens=entry["completion_tokens"],
-            reasoning=entry["reasoning"],
-            logprobs=logprobs if wants else None,
+        if choice.logprobs is None or not wants:
+            return dataclasses.replace(choice, logprobs=None)
+        k = request.sampling.top_logprobs
+        return dataclasses.replace(
+            choice,
+            logprobs=tuple(
+                TokenLogprob(t.token, t.logprob, t.bytes, t.top[:k]) for t in choice.logprobs
+            ),
         )
 
     def stream(self, request: GenerationRequest) -> QueueStream:
@@ -239,13 +229,3 @@ class BankBackend:
 
     async def aclose(self) -> None:
         return None
-
-
-def _as_entry(choice: Choice) -> dict[str, Any]:
-    return {
-        "text": choice.text,
-        "finish_reason": choice.finish_reason,
-        "completion_tokens": choice.completion_tokens,
-        "reasoning": choice.reasoning,
-        "logprobs": _encode_logprobs(choice.logprobs),
-    }

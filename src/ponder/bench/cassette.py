@@ -36,47 +36,71 @@ from ponder.types import (
 Mode = Literal["record", "replay", "auto"]
 
 
-def request_key(request: GenerationRequest) -> str:
-    s = request.sampling
-    payload = {
-        "messages": [m.as_dict() for m in request.messages],
-        "prefill": request.prefill,
-        "n": request.n,
-        "sampling": [
-            s.temperature,
-            s.top_p,
-            s.top_k,
-            s.min_p,
-            s.repeat_penalty,
-            s.presence_penalty,
-            s.frequency_penalty,
-            s.seed,
-            s.max_tokens,
-            list(s.stop),
-            s.logprobs,
-            s.top_logprobs,
-            s.ignore_eos,
-        ],
-        "json_schema": request.json_schema,
-        "json_object": request.json_object,
-        "tools": request.tools,
-        "tool_choice": request.tool_choice,
-    }
+def digest(payload: dict[str, Any]) -> str:
+    """A stable hash of a JSON-able description of a request."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _encode_logprobs(items: tuple[TokenLogprob, ...] | None) -> list[Any] | None:
-    if items is None:
-        return None
-    return [[t.token, t.logprob, [[a.token, a.logprob] for a in t.top]] for t in items]
+def request_key(request: GenerationRequest) -> str:
+    s = request.sampling
+    return digest(
+        {
+            "messages": [m.as_dict() for m in request.messages],
+            "prefill": request.prefill,
+            "n": request.n,
+            "sampling": [
+                s.temperature,
+                s.top_p,
+                s.top_k,
+                s.min_p,
+                s.repeat_penalty,
+                s.presence_penalty,
+                s.frequency_penalty,
+                s.seed,
+                s.max_tokens,
+                list(s.stop),
+                s.logprobs,
+                s.top_logprobs,
+                s.ignore_eos,
+            ],
+            "json_schema": request.json_schema,
+            "json_object": request.json_object,
+            "tools": request.tools,
+            "tool_choice": request.tool_choice,
+        }
+    )
 
 
-def _decode_logprobs(items: list[Any] | None) -> tuple[TokenLogprob, ...] | None:
-    if items is None:
-        return None
-    return tuple(
-        TokenLogprob(tok, lp, None, tuple(TopLogprob(a, b) for a, b in top))
-        for tok, lp, top in items
+def encode_choice(choice: Choice) -> dict[str, Any]:
+    """One sampled path as stored in a cassette or a sample bank."""
+    logprobs = None
+    if choice.logprobs is not None:
+        logprobs = [
+            [t.token, t.logprob, [[a.token, a.logprob] for a in t.top]] for t in choice.logprobs
+        ]
+    return {
+        "text": choice.text,
+        "reasoning": choice.reasoning,
+        "finish_reason": choice.finish_reason,
+        "completion_tokens": choice.completion_tokens,
+        "logprobs": logprobs,
+    }
+
+
+def decode_choice(index: int, entry: dict[str, Any]) -> Choice:
+    logprobs = None
+    if entry["logprobs"] is not None:
+        logprobs = tuple(
+            TokenLogprob(tok, lp, None, tuple(TopLogprob(a, b) for a, b in top))
+            for tok, lp, top in entry["logprobs"]
+        )
+    return Choice(
+        index=index,
+        text=entry["text"],
+        finish_reason=entry["finish_reason"],
+        completion_tokens=entry["completion_tokens"],
+        reasoning=entry["reasoning"],
+        logprobs=logprobs,
     )
 
 
@@ -146,16 +170,7 @@ class CassetteBackend:
                 "model": completion.model,
                 "messages": [m.as_dict() for m in request.messages],
                 "n": request.n,
-                "choices": [
-                    {
-                        "text": c.text,
-                        "reasoning": c.reasoning,
-                        "finish_reason": c.finish_reason,
-                        "completion_tokens": c.completion_tokens,
-                        "logprobs": _encode_logprobs(c.logprobs),
-                    }
-                    for c in completion.choices
-                ],
+                "choices": [encode_choice(c) for c in completion.choices],
                 "usage": [
                     completion.usage.prompt_tokens,
                     completion.usage.completion_tokens,
@@ -168,17 +183,7 @@ class CassetteBackend:
 
     @staticmethod
     def _completion(entry: dict[str, Any]) -> Completion:
-        choices = tuple(
-            Choice(
-                index=i,
-                text=c["text"],
-                finish_reason=c["finish_reason"],
-                completion_tokens=c["completion_tokens"],
-                reasoning=c["reasoning"],
-                logprobs=_decode_logprobs(c["logprobs"]),
-            )
-            for i, c in enumerate(entry["choices"])
-        )
+        choices = tuple(decode_choice(i, c) for i, c in enumerate(entry["choices"]))
         return Completion(choices=choices, usage=Usage(*entry["usage"]), model=entry["model"])
 
     async def generate(self, request: GenerationRequest) -> Completion:

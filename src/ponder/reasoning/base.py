@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from ponder.errors import first_error
 from ponder.reasoning.trace import Trace, TracingBackend
 from ponder.types import GenerationRequest, Usage
 
@@ -88,10 +89,7 @@ async def gather(*coros: Awaitable[T]) -> list[T]:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(_as_coroutine(c)) for c in coros]
     except BaseExceptionGroup as errors:
-        leaf: BaseException = errors
-        while isinstance(leaf, BaseExceptionGroup):
-            leaf = leaf.exceptions[0]
-        raise leaf from None
+        raise first_error(errors) from None
     return [t.result() for t in tasks]
 
 

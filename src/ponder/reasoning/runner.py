@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.backends.base import Backend, Capabilities, QueueStream
-from ponder.errors import PonderError
+from ponder.errors import PonderError, first_error
 from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult, gather
 from ponder.reasoning.registry import parse_params, strategy_class
 from ponder.reasoning.trace import Trace, TracingBackend
@@ -169,10 +169,7 @@ class StrategyBackend:
                     for i in range(request.n):
                         tasks[i] = group.create_task(one(i))
             except BaseExceptionGroup as errors:
-                leaf: BaseException = errors
-                while isinstance(leaf, BaseExceptionGroup):
-                    leaf = leaf.exceptions[0]
-                stream.fail(leaf)
+                stream.fail(first_error(errors))
                 return
             done = [r for r in runs.results if r is not None]
             stream.trace = _merge_traces(done, self.spec)
