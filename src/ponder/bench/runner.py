@@ -133,23 +133,22 @@ class EndpointSystem:
         from ponder.reasoning.answers import extract_answer
 
         messages: Any = [m.as_dict() for m in task.messages(example)]
-        if self.count_via is None:
-            reply = await self._client.chat.completions.create(
+
+        def ask() -> Any:
+            return self._client.chat.completions.create(
                 model=self.model,
                 messages=messages,
                 max_tokens=self.max_tokens,
                 extra_body=self.extra_body,
             )
+
+        if self.count_via is None:
+            reply = await ask()
             usage, complete = _reply_usage(reply)
         else:
             async with self._hop_lock:
                 before = await self._hop_usage()
-                reply = await self._client.chat.completions.create(
-                    model=self.model,
-                    messages=messages,
-                    max_tokens=self.max_tokens,
-                    extra_body=self.extra_body,
-                )
+                reply = await ask()
                 after = await self._hop_usage()
             usage = Usage(
                 prompt_tokens=after.prompt_tokens - before.prompt_tokens,
