@@ -200,3 +200,37 @@ def serve_app(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def make_proxy(upstream: str, samples: int = 2) -> FastAPI:
+    """A reasoning proxy shaped like optillm: it asks ``upstream`` ``samples`` times with the
+    model name passed through, answers with the first reply, and reports completion tokens
+    only. ``app.state.seen`` holds the usage of every upstream reply, for tests to compare."""
+    import httpx
+
+    app = FastAPI()
+    app.state.seen = []
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        body = await request.json()
+        replies = []
+        async with httpx.AsyncClient(timeout=120) as client:
+            for _ in range(samples):
+                reply = await client.post(
+                    f"{upstream}/v1/chat/completions",
+                    json={
+                        "model": body["model"],
+                        "messages": body["messages"],
+                        "max_tokens": body.get("max_tokens", 16),
+                    },
+                )
+                reply.raise_for_status()
+                replies.append(reply.json())
+        app.state.seen.extend(r["usage"] for r in replies)
+        first = replies[0]
+        completion = sum(r["usage"]["completion_tokens"] for r in replies)
+        first["usage"] = {"prompt_tokens": 0, "completion_tokens": completion}
+        return first
+
+    return app

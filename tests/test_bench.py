@@ -167,6 +167,50 @@ async def test_external_endpoint_system_and_under_reporting(
     assert record.correct and record.completion_tokens == 5 and record.usage_complete
 
 
+async def test_counting_hop_gives_exact_tokens_behind_an_under_reporting_proxy(
+    tmp_path: Path,
+) -> None:
+    """A proxy that hides prompt tokens sits in front of a Ponder server; the bench reads the
+    exact per-question spend from the server's ledger by usage tag, with questions in flight
+    together."""
+    from ponder.backends.registry import BackendRegistry
+    from ponder.bench.runner import EndpointSystem
+    from ponder.config import PonderConfig
+    from ponder.server.app import create_app
+    from tests.fake_openai import make_proxy, serve_app
+
+    registry = BackendRegistry(
+        PonderConfig(default_model="m", trace_db=":memory:", default_strategy=None)
+    )
+    registry.register("m", ScriptedBackend.cycle([Reply("so The answer is: 42")]))
+    app = create_app(registry.config, registry=registry, close_backends=False)
+    with serve_app(app) as hop:
+        proxy = make_proxy(hop, samples=2)
+        with serve_app(proxy) as url:
+            plain = EndpointSystem("proxy", f"{url}/v1", "m")
+            counted = EndpointSystem("proxy-counted", f"{url}/v1", "m", count_via=hop)
+            examples = [Example(str(i), f"What is {i} + 42 - {i}?", "42") for i in range(3)]
+            records = await run_bench(
+                Gsm8k(), examples, [plain, counted], RunDir(tmp_path / "hop"), concurrency=6
+            )
+    by_system = {s: [r for r in records if r.system == s] for s in ("proxy", "proxy-counted")}
+    assert all(r.correct for r in records)
+    # The proxy's own reply under-reports, and the report is told so.
+    assert not any(r.usage_complete for r in by_system["proxy"])
+    assert all(r.prompt_tokens == 0 for r in by_system["proxy"])
+    # Through the hop: every upstream call, prompt included, per question.
+    seen = proxy.state.seen
+    per_call_prompt = seen[0]["prompt_tokens"]
+    assert per_call_prompt > 0
+    for record in by_system["proxy-counted"]:
+        assert record.usage_complete and record.calls == 2
+        assert record.prompt_tokens == 2 * per_call_prompt
+        assert record.completion_tokens == 2 * seen[0]["completion_tokens"]
+    # The tagged counts add up to everything the server did for the counted system.
+    counted_total = sum(r.total_tokens for r in by_system["proxy-counted"])
+    assert counted_total == sum(u["total_tokens"] for u in seen) // 2
+
+
 def test_report_files_and_plot(tmp_path: Path) -> None:
     from ponder.bench.report import pareto_front, write_report
     from ponder.bench.runner import Record

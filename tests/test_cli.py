@@ -46,11 +46,13 @@ def ask_tiny(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ask_prints_answer_and_tokens(tmp_path: Path) -> None:
-    proc = ask_tiny(tmp_path, "--hide-reasoning")
+    """The default strategy is auto; at minimal effort it answers in one pass."""
+    proc = ask_tiny(tmp_path, "--hide-reasoning", "--effort", "minimal")
     assert proc.returncode == 0, proc.stderr
     assert "Answer:" in proc.stdout
     assert "Reasoning:" not in proc.stdout
     assert "tokens:" in proc.stderr and "completion" in proc.stderr
+    assert "in 1 calls" in proc.stderr and "auto on smollm2" in proc.stderr
 
 
 def test_ask_shows_reasoning_by_default(tmp_path: Path) -> None:

@@ -148,7 +148,8 @@ async def test_remote_over_a_real_model_through_ponders_own_server(tiny_backend:
     from ponder.server.app import create_app
     from tests.fake_openai import serve_app
 
-    registry = BackendRegistry(PonderConfig(default_model="tiny", trace_db=":memory:"))
+    config = PonderConfig(default_model="tiny", trace_db=":memory:", default_strategy=None)
+    registry = BackendRegistry(config)
     registry.register("tiny", tiny_backend)
     with serve_app(create_app(registry.config, registry=registry, close_backends=False)) as url:
         remote = RemoteBackend(RemoteConfig(base_url=f"{url}/v1", model="tiny"))

@@ -51,13 +51,17 @@ def test_body_field_wins_over_effort_and_validates() -> None:
 
 def test_reasoning_effort_maps_through_configuration() -> None:
     spec, _ = select_strategy(model="m", ponder=None, reasoning_effort="low")
-    assert spec is not None and spec.name == "self-consistency"
+    assert spec is not None and spec.name == "auto" and spec.params.effort == "low"  # type: ignore[attr-defined]
     spec, _ = select_strategy(model="m", ponder=None, reasoning_effort="none")
     assert spec is None
     custom = {"low": {"strategy": "cot"}}
     spec, _ = select_strategy(model="m", ponder=None, reasoning_effort="low", effort_map=custom)
     assert spec is not None and spec.name == "cot"
     assert select_strategy(model="m", ponder=None, reasoning_effort=None) == (None, "m")
+    spec, _ = select_strategy(
+        model="m", ponder=None, reasoning_effort=None, default={"strategy": "auto"}
+    )
+    assert spec is not None and spec.name == "auto"
 
 
 def test_composition_spec() -> None:

@@ -23,7 +23,10 @@ MESSAGES: list[Any] = [{"role": "user", "content": "Say hello."}]
 
 @pytest.fixture(scope="module")
 def server(tiny_backend: EmbeddedBackend) -> Iterator[str]:
-    registry = BackendRegistry(PonderConfig(default_model=MODEL, max_n=8, trace_db=":memory:"))
+    # Pass-through: these tests pin the plain OpenAI surface, not a strategy.
+    registry = BackendRegistry(
+        PonderConfig(default_model=MODEL, max_n=8, trace_db=":memory:", default_strategy=None)
+    )
     registry.register(MODEL, tiny_backend)
     with serve_app(create_app(registry.config, registry=registry, close_backends=False)) as url:
         yield url
@@ -205,6 +208,7 @@ def test_remote_provider_through_the_server_passes_tools(fake_endpoint: tuple[st
     config = PonderConfig(
         providers=(ProviderConfig(name="lab", base_url=f"{url}/vllm/v1", models=("org/m:7b",)),),
         trace_db=":memory:",
+        default_strategy=None,
     )
     tools = [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}]
     with (
@@ -258,7 +262,7 @@ def test_strategy_from_the_body_with_trace(scripted_server: tuple[str, ScriptedB
     assert httpx.get(f"{url}/v1/traces/nope").status_code == 404
 
 
-def test_strategy_in_the_model_name_and_effort(
+def test_strategy_in_the_model_name(
     scripted_server: tuple[str, ScriptedBackend],
 ) -> None:
     url, backend = scripted_server
@@ -268,8 +272,6 @@ def test_strategy_in_the_model_name_and_effort(
         )
         assert reply.model == "ponder/self-consistency;n=3/s"
         assert backend.calls[-1].n == 3
-        client.chat.completions.create(model="s", messages=MESSAGES, reasoning_effort="low")
-        assert backend.calls[-1].n == 4  # low -> self-consistency with n=4
         with pytest.raises(openai.BadRequestError) as info:
             client.chat.completions.create(
                 model="s", messages=MESSAGES, extra_body={"ponder": {"strategy": "cot", "bogus": 1}}
@@ -306,3 +308,63 @@ def test_streamed_strategy_sends_progress_then_answer(
     assert content.endswith("The answer is: 7") or content.endswith("The answer is: 8")
     assert usage is not None and usage.completion_tokens == 18
     assert trace_id is not None
+
+
+def test_auto_is_the_default_and_reasoning_effort_picks_its_level(
+    scripted_server: tuple[str, ScriptedBackend],
+) -> None:
+    url, _ = scripted_server
+    for effort, expected in ((None, "medium"), ("minimal", "minimal"), ("high", "high")):
+        body: dict[str, Any] = {"model": "s", "messages": MESSAGES}
+        if effort is not None:
+            body["reasoning_effort"] = effort
+        reply = httpx.post(f"{url}/v1/chat/completions", json=body).json()
+        assert reply["ponder"]["strategy"] == "auto"
+        trace = httpx.get(f"{url}/v1/traces/{reply['ponder']['trace_id']}").json()
+        assert trace["params"]["effort"] == expected
+        rungs = next(n for n in trace["notes"] if n["kind"] == "rungs")["rungs"]
+        assert rungs[0] == "first"
+    direct = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"model": "s", "messages": MESSAGES, "reasoning_effort": "none"},
+    ).json()
+    assert "ponder" not in direct or direct["ponder"] is None
+
+
+def test_policy_refuses_a_denied_model_and_keeps_auto_from_escalating_to_it(
+    tmp_path: Any,
+) -> None:
+    from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung
+
+    profile = AutoProfile(
+        efforts={
+            "medium": EffortProfile(
+                accept_confidence=1000.0,  # never accept the first pass outright
+                ladder=(Rung(kind="escalate", model="vendor/big"),),
+            )
+        }
+    )
+    path = tmp_path / "profile.json"
+    path.write_text(profile.model_dump_json())
+    config = PonderConfig(
+        default_model="s",
+        trace_db=":memory:",
+        auto_profile=path,
+        deny_models=("vendor/*",),
+    )
+    registry = BackendRegistry(config)
+    registry.register("s", ScriptedBackend.cycle(["The answer is: 7"]))
+    registry.register("vendor/big", ScriptedBackend.cycle(["The answer is: 8"]))
+    with serve_app(create_app(config, registry=registry)) as url:
+        denied = httpx.post(
+            f"{url}/v1/chat/completions", json={"model": "vendor/big", "messages": MESSAGES}
+        )
+        assert denied.status_code == 403
+        assert denied.json()["error"]["code"] == "policy_denied"
+        reply = httpx.post(
+            f"{url}/v1/chat/completions", json={"model": "s", "messages": MESSAGES}
+        ).json()
+        assert reply["choices"][0]["message"]["content"] == "The answer is: 7"
+        trace = httpx.get(f"{url}/v1/traces/{reply['ponder']['trace_id']}").json()
+        assert any(n["kind"] == "escalation skipped" for n in trace["notes"])
+        assert [c["label"] for c in trace["calls"]] == ["first pass"]

@@ -7,38 +7,19 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ponder.backends.registry import BackendRegistry
+from ponder.bench.commands import bench, calibrate
 from ponder.config import PonderConfig, load_config
 from ponder.engine.weights import ModelStore
 from ponder.errors import PonderError
+from ponder.progress import download_bar
+from ponder.reasoning.base import Services
 from ponder.reasoning.runner import StrategySpec, run_strategy
 from ponder.types import GenerationRequest, Message, SamplingParams
-
-
-def _progress(label: str) -> Callable[[int, int], Callable[[int], None]]:
-    """A tqdm progress bar for long operations such as the first assembly of a model."""
-
-    def start(total: int, parts: int) -> Callable[[int], None]:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=total, unit="B", unit_scale=True, desc=f"{label} ({parts} parts)", file=sys.stderr
-        )
-
-        def tick(size: int) -> None:
-            bar.update(size)
-            if bar.n >= total:
-                bar.close()
-
-        return tick
-
-    return start
 
 
 def _config(path: str | None) -> PonderConfig:
@@ -82,9 +63,14 @@ def _param(value: str) -> tuple[str, object]:
 @click.option(
     "--strategy",
     "-s",
-    default="cot",
-    show_default=True,
-    help="Reasoning strategy (see docs/strategies.md).",
+    default=None,
+    help="Reasoning strategy (see docs/strategies.md); default: the configured one (auto).",
+)
+@click.option(
+    "--effort",
+    type=click.Choice(["minimal", "low", "medium", "high", "xhigh"]),
+    default=None,
+    help="Effort level for auto (like OpenAI's reasoning_effort).",
 )
 @click.option(
     "--param",
@@ -111,7 +97,8 @@ def ask(
     config: PonderConfig,
     question: str,
     model: str | None,
-    strategy: str,
+    strategy: str | None,
+    effort: str | None,
     params: tuple[str, ...],
     show_reasoning: bool,
     max_tokens: int,
@@ -119,17 +106,21 @@ def ask(
     seed: int | None,
     trace_path: str | None,
 ) -> None:
-    """Answer QUESTION, reasoning with a strategy (chain of thought by default)."""
+    """Answer QUESTION, reasoning with a strategy (the adaptive controller by default)."""
     name = model or config.default_model
+    default = dict(config.default_strategy or {"strategy": "cot"})
 
     async def run() -> None:
-        raw = {"strategy": strategy, **dict(_param(p) for p in params)}
+        chosen = {"strategy": strategy} if strategy else default
+        raw = {**chosen, **dict(_param(p) for p in params)}
+        if effort is not None:
+            raw["effort"] = effort
         if temperature is not None:
             raw.setdefault("temperature", temperature)
         spec = StrategySpec.parse(raw)
         registry = BackendRegistry(config)
         try:
-            backend = await registry.get(name, progress=_progress(f"assembling {name}"))
+            backend = await registry.get(name, progress=download_bar(f"assembling {name}"))
             request = GenerationRequest(
                 messages=(Message("user", question),),
                 sampling=SamplingParams(max_tokens=max_tokens, seed=seed),
@@ -140,7 +131,9 @@ def ask(
                 if show_reasoning
                 else None
             )
-            result = await run_strategy(spec, backend, request, on_progress=progress)
+            result = await run_strategy(
+                spec, backend, request, on_progress=progress, services=Services.from_config(config)
+            )
             elapsed = time.perf_counter() - started
         finally:
             await registry.aclose()
@@ -196,7 +189,7 @@ def serve(
     for name in preload:
         registry = BackendRegistry(config)
         if registry.kind_of(name) == "bundled":
-            registry.store.ensure(registry.canonical(name), _progress(f"assembling {name}"))
+            registry.store.ensure(registry.canonical(name), download_bar(f"assembling {name}"))
     app = create_app(config, preload=preload)
     uvicorn.run(app, host=host or config.host, port=port or config.port, log_level="info")
 
@@ -219,7 +212,7 @@ def models(config: PonderConfig, verify: bool) -> None:
         )
         if verify and packages:
             try:
-                store.ensure(spec.name, _progress(f"assembling {spec.name}"))
+                store.ensure(spec.name, download_bar(f"assembling {spec.name}"))
                 store.verify(spec.name)
                 status = "verified"
             except PonderError as exc:
@@ -234,148 +227,8 @@ def models(config: PonderConfig, verify: bool) -> None:
         sys.exit(1)
 
 
-@main.group(invoke_without_command=True)
-@click.option(
-    "--data",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Dataset file (JSONL, optionally .gz).",
-)
-@click.option(
-    "--task",
-    default="gsm8k",
-    show_default=True,
-    help="gsm8k, svamp, humaneval, jsonl, or module:Class.",
-)
-@click.option(
-    "--strategies",
-    default="cot",
-    show_default=True,
-    help="Comma-separated, e.g. cot,self-consistency;n=8.",
-)
-@click.option(
-    "--model",
-    "-m",
-    default=None,
-    help="Model for every strategy (default: the configured default).",
-)
-@click.option("--limit", type=int, default=None, help="How many examples.")
-@click.option(
-    "--offset", type=int, default=0, show_default=True, help="Skip this many examples first."
-)
-@click.option(
-    "--concurrency", type=int, default=4, show_default=True, help="Questions in flight at once."
-)
-@click.option("--max-tokens", type=int, default=768, show_default=True, help="Per inner call.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Run directory (resumes if it exists).",
-)
-@click.option(
-    "--system",
-    "systems_json",
-    multiple=True,
-    help='An OpenAI-compatible endpoint as a system, as JSON: {"name", "base_url", "model", '
-    '"extra_body", "count_via" (a Ponder server it uses as backend, for exact tokens)}. Repeatable.',
-)
-@click.option(
-    "--record",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Record every model call to this cassette.",
-)
-@click.option(
-    "--replay",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Answer every model call from this cassette.",
-)
-@click.option(
-    "--bank",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Sample bank file: draw paths once, evaluate offline.",
-)
-@click.option(
-    "--bank-size", type=int, default=16, show_default=True, help="Paths per question in the bank."
-)
-@click.option(
-    "--replicates",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Path orderings to evaluate from the bank.",
-)
-@click.option(
-    "--prices",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help='JSON price table for a cost column: {"system or *": {"prompt": $/1M, "completion": $/1M}}.',
-)
-@click.option(
-    "--ray",
-    default=None,
-    help="Run questions as Ray tasks on this cluster ('local': start one here).",
-)
-@click.pass_context
-def bench(ctx: click.Context, /, **opts: Any) -> None:
-    """Run strategies and external systems on a dataset; report accuracy against tokens."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if opts["data"] is None:
-        raise click.UsageError("--data is required")
-    from ponder.bench.session import BenchOptions, parse_system_json, run_session
-
-    config: PonderConfig = ctx.obj
-    paths = {
-        k: Path(v) if v else None
-        for k, v in opts.items()
-        if k in {"out_dir", "record", "replay", "bank"}
-    }
-    try:
-        options = BenchOptions(
-            data=Path(opts["data"]),
-            task=opts["task"],
-            strategies=opts["strategies"],
-            model=opts["model"],
-            limit=opts["limit"],
-            offset=opts["offset"],
-            concurrency=opts["concurrency"],
-            max_tokens=opts["max_tokens"],
-            seed=opts["seed"],
-            systems=parse_system_json(opts["systems_json"]),
-            bank_size=opts["bank_size"],
-            replicates=opts["replicates"],
-            ray=opts["ray"],
-            prices=Path(opts["prices"]) if opts["prices"] else None,
-            out_dir=paths["out_dir"],
-            record=paths["record"],
-            replay=paths["replay"],
-            bank=paths["bank"],
-        )
-        run_dir, table = asyncio.run(run_session(options, config, _progress("assembling model")))
-    except PonderError as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo(table)
-    click.echo(f"records: {run_dir.records_file}")
-
-
-@bench.command("report")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option(
-    "--prices", type=click.Path(exists=True, dir_okay=False), default=None, help="JSON price table."
-)
-def bench_report(run_dir: str, prices: str | None) -> None:
-    """Re-render a run's report from its records, with no model calls."""
-    from ponder.bench.report import load_prices, write_report
-    from ponder.bench.runner import RunDir
-
-    records = RunDir(Path(run_dir)).records()
-    table = load_prices(Path(prices)) if prices else None
-    click.echo(write_report(records, Path(run_dir), prices=table))
+main.add_command(bench)
+main.add_command(calibrate)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,12 @@ class PonderConfig:
     )
     # SQLite file for traces; ":memory:" keeps them in the process only.
     trace_db: str | None = None
+    # The strategy for requests that name none; None passes them straight to the model.
+    default_strategy: Mapping[str, Any] | None = field(default_factory=lambda: {"strategy": "auto"})
+    # The adaptive controller's profile (from `ponder calibrate`); None: the shipped one.
+    auto_profile: Path | None = None
+    # Glob patterns of models no request, escalation or proposer may reach.
+    deny_models: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> PonderConfig:
         return replace(self, **changes)
@@ -94,8 +100,13 @@ def config_from_mapping(data: Mapping[str, Any]) -> PonderConfig:
         raw["models"] = tuple(raw.get("models", ()))
         _check_keys(f"[providers.{name}]", raw, {f.name for f in fields(ProviderConfig)} - {"name"})
         providers.append(ProviderConfig(name=name, **raw))
-    if "cache_dir" in top:
-        top["cache_dir"] = Path(top["cache_dir"]).expanduser()
+    for key in ("cache_dir", "auto_profile"):
+        if key in top:
+            top[key] = Path(top[key]).expanduser()
+    if "default_strategy" in top:
+        top["default_strategy"] = _strategy_choice(top["default_strategy"])
+    if "deny_models" in top:
+        top["deny_models"] = tuple(top["deny_models"])
     if "effort" in data:
         top["effort"] = {
             **DEFAULT_EFFORT,
@@ -105,6 +116,17 @@ def config_from_mapping(data: Mapping[str, Any]) -> PonderConfig:
         return PonderConfig(engine=ContextConfig(**engine_data), providers=tuple(providers), **top)
     except TypeError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+def _strategy_choice(value: Any) -> Mapping[str, Any] | None:
+    """``"none"`` (pass through), a strategy name, or a table like ``{strategy = "auto"}``."""
+    if value in ("none", "", None):
+        return None
+    if isinstance(value, str):
+        return {"strategy": value}
+    if isinstance(value, Mapping) and "strategy" in value:
+        return dict(value)
+    raise ConfigError(f"default_strategy must be 'none', a strategy name or a table: {value!r}")
 
 
 def _check_keys(where: str, data: Mapping[str, Any], allowed: set[str]) -> None:

@@ -22,6 +22,7 @@ for every token it cost.
     │   ├── BackendTimeoutError      the backend did not answer in time (504)
     │   └── BackendUnavailableError  the backend refused or is down (503)
     ├── BudgetExceededError          a token or money budget is spent (402-like, 429)
+    ├── PolicyError                  a policy forbids this model or provider (403)
     └── CancelledSequenceError       a sequence was cancelled by its caller
 """
 
@@ -135,6 +136,14 @@ class BudgetExceededError(PonderError):
     status_code = 429
     error_type = "insufficient_quota"
     code = "budget_exceeded"
+
+
+class PolicyError(PonderError):
+    """A policy forbids this model or provider (for example an excluded vendor)."""
+
+    status_code = 403
+    error_type = "permission_error"
+    code = "policy_denied"
 
 
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

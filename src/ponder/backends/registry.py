@@ -17,6 +17,7 @@ from ponder.backends.remote import RemoteBackend, RemoteConfig
 from ponder.config import PonderConfig, ProviderConfig
 from ponder.engine.weights import ModelStore
 from ponder.errors import InvalidRequestError, ModelNotFoundError
+from ponder.policy import DenyList, Policy, Purpose
 
 # Names that mean "the configured default model".
 DEFAULT_ALIASES = frozenset({"default", "ponder"})
@@ -30,9 +31,16 @@ class ModelEntry:
 
 
 class BackendRegistry:
-    def __init__(self, config: PonderConfig, *, store: ModelStore | None = None) -> None:
+    def __init__(
+        self,
+        config: PonderConfig,
+        *,
+        store: ModelStore | None = None,
+        policy: Policy | None = None,
+    ) -> None:
         self.config = config
         self.store = store or ModelStore(config.cache_dir)
+        self.policy: Policy = policy or DenyList(config.deny_models)
         self._backends: dict[str, Backend] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._external: set[str] = set()
@@ -98,10 +106,16 @@ class BackendRegistry:
         return out
 
     async def get(
-        self, name: str, progress: Callable[[int, int], Callable[[int], None]] | None = None
+        self,
+        name: str,
+        progress: Callable[[int, int], Callable[[int], None]] | None = None,
+        *,
+        purpose: Purpose = "request",
     ) -> Backend:
+        """The backend for ``name``, built once; the policy is checked on every lookup."""
         name = self.canonical(name)
         kind = self.kind_of(name)
+        self.policy.check(name, purpose=purpose)
         if name in self._backends:
             return self._backends[name]
         lock = self._locks.setdefault(name, asyncio.Lock())

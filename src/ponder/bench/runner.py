@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from ponder.backends.base import Backend
 from ponder.bench.tasks import Example, Task
 from ponder.errors import PonderError
+from ponder.reasoning.base import Services
 from ponder.reasoning.runner import StrategySpec, run_strategy
 from ponder.types import GenerationRequest, SamplingParams, Usage
 
@@ -62,12 +64,14 @@ class StrategySystem:
         *,
         max_tokens: int = 768,
         seed: int = 0,
+        services: Services | None = None,
     ) -> None:
         self.name = label
         self.spec = spec
         self.backend = backend
         self.max_tokens = max_tokens
         self.seed = seed
+        self.services = services
 
     async def solve(self, task: Task, example: Example) -> tuple[str, str | None, Usage, bool]:
         request = GenerationRequest(
@@ -78,17 +82,21 @@ class StrategySystem:
         if params.answer_format == "auto" and task.answer_format != "auto":
             params = params.model_copy(update={"answer_format": task.answer_format})
         result = await run_strategy(
-            StrategySpec(self.spec.name, params, self.spec.over), self.backend, request
+            StrategySpec(self.spec.name, params, self.spec.over),
+            self.backend,
+            request,
+            services=self.services,
         )
         return result.text, result.answer, result.hidden_usage, True
 
 
 class EndpointSystem:
     """Any OpenAI-compatible endpoint as a system: a plain model, a gateway, or another
-    reasoning proxy (optillm…). Token counts come from its replies; where it under-reports
-    them, a counting hop (a Ponder server in pass-through mode that the system uses as its
-    backend) gives the exact tokens spent at the backend. Calls through one hop are run one
-    at a time, so the hop's counter deltas belong to one question."""
+    reasoning proxy (optillm…). Token counts come from its replies. Where a system
+    under-reports them, a counting hop gives the exact tokens spent at the backend: the
+    system uses a Ponder server as its backend, each question's model name carries a usage tag
+    (``model#tag``, passed through by the proxy), and the hop's ledger is read for that tag.
+    Questions stay concurrent; the tag keeps their counts apart."""
 
     def __init__(
         self,
@@ -98,7 +106,6 @@ class EndpointSystem:
         *,
         extra_body: dict[str, Any] | None = None,
         count_via: str | None = None,
-        hop_model: str | None = None,
         max_tokens: int = 768,
         timeout: float = 600.0,
     ) -> None:
@@ -109,23 +116,22 @@ class EndpointSystem:
         self.extra_body = extra_body or {}
         self.max_tokens = max_tokens
         self.count_via = count_via.rstrip("/") if count_via else None
-        self.hop_model = hop_model
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key="not-needed", timeout=timeout, max_retries=2
         )
-        self._hop_lock = asyncio.Lock()
 
-    async def _hop_usage(self) -> Usage:
+    async def _hop_usage(self, tag: str) -> Usage:
         import httpx
 
         assert self.count_via is not None
         async with httpx.AsyncClient(timeout=30) as client:
-            data = (await client.get(f"{self.count_via}/v1/usage")).json()
-        rows = [data[self.hop_model]] if self.hop_model in data else list(data.values())
+            reply = await client.get(f"{self.count_via}/v1/usage", params={"tag": tag})
+            reply.raise_for_status()
+            row = reply.json()
         return Usage(
-            prompt_tokens=sum(r["prompt_tokens"] for r in rows),
-            completion_tokens=sum(r["completion_tokens"] for r in rows),
-            calls=sum(r["requests"] for r in rows),
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            calls=row["requests"],
         )
 
     async def solve(self, task: Task, example: Example) -> tuple[str, str | None, Usage, bool]:
@@ -133,29 +139,18 @@ class EndpointSystem:
         from ponder.reasoning.answers import extract_answer
 
         messages: Any = [m.as_dict() for m in task.messages(example)]
-
-        def ask() -> Any:
-            return self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                max_tokens=self.max_tokens,
-                extra_body=self.extra_body,
-            )
-
-        if self.count_via is None:
-            reply = await ask()
-            usage, complete = _reply_usage(reply)
+        # A fresh tag per attempt: a retried question is charged only for its own calls.
+        tag = f"{self.name}:{example.id}:{uuid.uuid4().hex[:12]}" if self.count_via else ""
+        reply = await self._client.chat.completions.create(
+            model=f"{self.model}#{tag}" if tag else self.model,
+            messages=messages,
+            max_tokens=self.max_tokens,
+            extra_body=self.extra_body,
+        )
+        if tag:
+            usage, complete = await self._hop_usage(tag), True
         else:
-            async with self._hop_lock:
-                before = await self._hop_usage()
-                reply = await ask()
-                after = await self._hop_usage()
-            usage = Usage(
-                prompt_tokens=after.prompt_tokens - before.prompt_tokens,
-                completion_tokens=after.completion_tokens - before.completion_tokens,
-                calls=after.calls - before.calls,
-            )
-            complete = True
+            usage, complete = _reply_usage(reply)
         text = (
             split_thinking(reply.choices[0].message.content or "").content if reply.choices else ""
         )

@@ -28,6 +28,7 @@ from ponder.bench.runner import (
 from ponder.bench.tasks import load_task
 from ponder.config import PonderConfig
 from ponder.errors import ConfigError
+from ponder.reasoning.base import Services
 
 Progress = Callable[[int, int], Callable[[int], None]]
 
@@ -62,7 +63,6 @@ def _endpoint(spec: dict[str, Any], max_tokens: int) -> EndpointSystem:
             spec["model"],
             extra_body=spec.get("extra_body"),
             count_via=spec.get("count_via"),
-            hop_model=spec.get("hop_model"),
             max_tokens=max_tokens,
         )
     except KeyError as exc:
@@ -114,6 +114,7 @@ async def run_session(
                     on_done=lambda _: bar.update(1),
                 )
         replicates = options.replicates if bank is not None else 1
+        services = Services.from_config(config)
         endpoints = [_endpoint(s, options.max_tokens) for s in options.systems]
         total = len(examples) * (len(labelled) * replicates + len(endpoints))
         bar = tqdm(total=total, initial=len(run_dir.records()), desc="bench", file=sys.stderr)
@@ -138,6 +139,7 @@ async def run_session(
                     else backend,
                     max_tokens=options.max_tokens,
                     seed=options.seed + replicate,
+                    services=services,
                 )
                 for label, spec in labelled
             ]

@@ -123,12 +123,12 @@ class Auto:
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: AutoParams
     ) -> StrategyResult:
-        profile = self.profile or builtin_profile()
+        profile = self.profile or ctx.services.auto_profile or builtin_profile()
         effort = profile.effort(params.effort)
-        if params.max_tokens is not None:
-            effort = effort.model_copy(
-                update={"max_tokens": min(effort.max_tokens, params.max_tokens)}
-            )
+        # The caller's cap on a call (the parameter, else the request's) bounds every call.
+        cap = params.max_tokens or request.sampling.max_tokens
+        if cap is not None:
+            effort = effort.model_copy(update={"max_tokens": min(effort.max_tokens, cap)})
         budget = Budget(params, effort)
         votes = _Votes()
 

@@ -11,13 +11,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from ponder.errors import first_error
+from ponder.reasoning.profile import AutoProfile, load_profile
 from ponder.reasoning.trace import Trace, TracingBackend
+from ponder.sandbox import RunResult, SandboxLimits, run_python
 from ponder.types import GenerationRequest, Usage
+
+if TYPE_CHECKING:
+    from ponder.config import PonderConfig
 
 AnswerFormat = Literal["auto", "number", "choice", "yes_no", "text"]
 T = TypeVar("T")
@@ -33,6 +38,25 @@ class StrategyParams(BaseModel):
     max_tokens: int | None = None  # per inner call; None: the request's or the strategy's
 
 
+ProgramRunner = Callable[[str, SandboxLimits], Awaitable[RunResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What a strategy may use besides its backend, handed down per run (never global):
+    the adaptive controller's profile and the sandbox that runs model-written programs."""
+
+    auto_profile: AutoProfile | None = None  # None: the profile shipped with Ponder
+    run_program: ProgramRunner = run_python
+
+    @staticmethod
+    def from_config(config: PonderConfig) -> Services:
+        """Read once at start-up, so a broken profile fails there and not per request."""
+        return Services(
+            auto_profile=load_profile(config.auto_profile) if config.auto_profile else None
+        )
+
+
 @dataclass(slots=True)
 class RunContext:
     """Everything a strategy run needs besides the request. Built per run, never shared."""
@@ -43,6 +67,7 @@ class RunContext:
     on_progress: Callable[[str], None] | None = None
     # Optional named backends for strategies that use several models (mixture-of-agents).
     backends: dict[str, TracingBackend] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
 
     def progress(self, line: str) -> None:
         if self.on_progress is not None:

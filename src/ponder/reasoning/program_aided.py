@@ -14,7 +14,7 @@ from ponder.reasoning.answers import extract_answer
 from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
 from ponder.reasoning.paths import question_of
 from ponder.reasoning.voting import majority_vote
-from ponder.sandbox import SandboxLimits, run_python
+from ponder.sandbox import SandboxLimits
 from ponder.types import GenerationRequest, Message
 
 PAL_SYSTEM = (
@@ -67,7 +67,7 @@ class ProgramAided:
         async def execute(code: str | None) -> tuple[str | None, str]:
             if code is None:
                 return None, "no code block"
-            result = await run_python(code, limits)
+            result = await ctx.services.run_program(code, limits)
             if not result.ok:
                 return None, (
                     "timed out"

@@ -16,7 +16,7 @@ from typing import Any
 
 from ponder.backends.base import Backend, Capabilities, QueueStream
 from ponder.errors import PonderError, first_error
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult, gather
+from ponder.reasoning.base import RunContext, Services, StrategyParams, StrategyResult, gather
 from ponder.reasoning.registry import parse_params, strategy_class
 from ponder.reasoning.trace import Trace, TracingBackend
 from ponder.types import Choice, Completion, Delta, GenerationRequest, Usage
@@ -56,10 +56,13 @@ async def run_strategy(
     *,
     on_progress: Callable[[str], None] | None = None,
     backends: Mapping[str, Backend] | None = None,
+    services: Services | None = None,
 ) -> StrategyResult:
     """Run one strategy once. On failure the error carries the usage spent so far."""
     inner: Backend = (
-        backend if spec.over is None else StrategyBackend(spec.over, backend, backends=backends)
+        backend
+        if spec.over is None
+        else StrategyBackend(spec.over, backend, backends=backends, services=services)
     )
     trace = Trace(strategy=spec.describe(), params=spec.params.model_dump())
     ctx = RunContext(
@@ -67,6 +70,7 @@ async def run_strategy(
         trace=trace,
         on_progress=on_progress,
         backends={name: TracingBackend(b, trace) for name, b in (backends or {}).items()},
+        services=services or Services(),
     )
     strategy = strategy_class(spec.name)()
     started = time.perf_counter()
@@ -89,11 +93,17 @@ class StrategyBackend:
     """A strategy over an inner backend, itself a Backend."""
 
     def __init__(
-        self, spec: StrategySpec, inner: Backend, *, backends: Mapping[str, Backend] | None = None
+        self,
+        spec: StrategySpec,
+        inner: Backend,
+        *,
+        backends: Mapping[str, Backend] | None = None,
+        services: Services | None = None,
     ) -> None:
         self.spec = spec
         self.inner = inner
         self.backends = backends
+        self.services = services
         self.name = f"{spec.describe()}@{inner.name}"
         self.capabilities = Capabilities(
             logprobs=False,
@@ -116,6 +126,7 @@ class StrategyBackend:
                     _nth(request, i),
                     on_progress=logs[i].append,
                     backends=self.backends,
+                    services=self.services,
                 )
                 for i in range(request.n)
             )
@@ -148,6 +159,7 @@ class StrategyBackend:
                     _nth(request, i),
                     on_progress=progress,
                     backends=self.backends,
+                    services=self.services,
                 )
             except asyncio.CancelledError:
                 stream.push(Delta(index=i, finish_reason="cancelled", completion_tokens=0))

@@ -6,9 +6,12 @@
    ``ponder/<strategy>[;key=value...]/<model>``. Only the first two ``/`` are read, so the
    model part may contain anything (``/``, ``:``, ``-``, ``@``), e.g.
    ``ponder/self-consistency;n=16/openrouter/deepseek/deepseek-r1:free``.
-3. OpenAI's ``reasoning_effort``, mapped to a strategy through configuration.
+3. OpenAI's ``reasoning_effort``, mapped to a strategy through configuration; by default
+   to the adaptive controller ``auto`` at that effort.
 
 An explicit choice (1 or 2) wins over ``reasoning_effort``; giving both 1 and 2 is an error.
+A request that chooses nothing gets the configured default (``auto`` unless configured
+otherwise; ``None`` passes the request straight to the model).
 """
 
 from __future__ import annotations
@@ -24,11 +27,10 @@ MODEL_PREFIX = "ponder/"
 
 DEFAULT_EFFORT: Mapping[str, Mapping[str, Any] | None] = {
     "none": None,
-    "minimal": {"strategy": "cot"},
-    "low": {"strategy": "self-consistency", "n": 4},
-    "medium": {"strategy": "adaptive-consistency", "window": 4, "max_n": 16},
-    "high": {"strategy": "confidence-vote", "n": 16, "warmup": 4},
-    "xhigh": {"strategy": "confidence-vote", "n": 32, "warmup": 8},
+    **{
+        effort: {"strategy": "auto", "effort": effort}
+        for effort in ("minimal", "low", "medium", "high", "xhigh")
+    },
 }
 
 
@@ -69,6 +71,7 @@ def select_strategy(
     ponder: Mapping[str, Any] | None,
     reasoning_effort: str | None,
     effort_map: Mapping[str, Mapping[str, Any] | None] = DEFAULT_EFFORT,
+    default: Mapping[str, Any] | None = None,
 ) -> tuple[StrategySpec | None, str]:
     """The strategy for a request (None: pass through) and the model it runs on."""
     from_name, base = parse_model_name(model)
@@ -88,4 +91,4 @@ def select_strategy(
             )
         mapped = effort_map[reasoning_effort]
         return (StrategySpec.parse(mapped) if mapped is not None else None), base
-    return None, base
+    return (StrategySpec.parse(default) if default is not None else None), base

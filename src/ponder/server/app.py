@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ponder.backends.base import Backend, GenerationStream
 from ponder.backends.registry import BackendRegistry
 from ponder.config import PonderConfig
-from ponder.errors import PonderError, TraceNotFoundError
+from ponder.errors import ModelNotFoundError, PolicyError, PonderError, TraceNotFoundError
 from ponder.protocol.chat import (
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -25,6 +25,8 @@ from ponder.protocol.chat import (
     PonderInfo,
 )
 from ponder.protocol.errors import ErrorDetail, ErrorResponse
+from ponder.reasoning.base import Services
+from ponder.reasoning.profile import builtin_profile
 from ponder.reasoning.runner import StrategyBackend, StrategySpec
 from ponder.reasoning.selection import select_strategy
 from ponder.reasoning.trace import Trace
@@ -56,6 +58,8 @@ def create_app(
     close_backends: bool = True,
 ) -> FastAPI:
     registry = registry or BackendRegistry(config)
+    # Read once at start: a broken profile stops the server instead of failing requests.
+    services = Services.from_config(config)
     ledger = UsageLedger()
     traces = TraceStore(config.trace_db or default_trace_path())
 
@@ -125,8 +129,8 @@ def create_app(
         )
 
     @app.get("/v1/usage")
-    async def usage() -> dict[str, object]:
-        return ledger.snapshot()
+    async def usage(tag: str | None = None) -> dict[str, object]:
+        return ledger.snapshot() if tag is None else ledger.tagged(tag)
 
     @app.get("/v1/traces/{trace_id}")
     async def get_trace(trace_id: str) -> JSONResponse:
@@ -137,11 +141,14 @@ def create_app(
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
+        # "model#tag": the tag only labels usage in the ledger (see ledger.py).
+        name, _, tag = body.model.partition("#")
         spec, base_model = select_strategy(
-            model=body.model,
+            model=name,
             ponder=body.ponder,
             reasoning_effort=body.reasoning_effort,
             effort_map=config.effort,
+            default=config.default_strategy,
         )
         model = registry.canonical(base_model)
         registry.kind_of(model)  # unknown model: 404 before any work
@@ -149,14 +156,22 @@ def create_app(
         registry.check_n(request.n)
         backend: Backend = await registry.get(model)
         if spec is not None:
-            named = {name: await registry.get(name) for name in _named_backends(spec)}
-            backend = StrategyBackend(spec, backend, backends=named)
+            named = await _named_backends(spec, registry, services)
+            backend = StrategyBackend(spec, backend, backends=named, services=services)
         request_id = convert.new_id()
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(
                 _sse(
-                    backend, request, request_id, body.model, model, include_usage, ledger, traces
+                    backend,
+                    request,
+                    request_id,
+                    body.model,
+                    model,
+                    include_usage,
+                    ledger,
+                    traces,
+                    tag=tag,
                 ),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -165,9 +180,11 @@ def create_app(
         try:
             completion = await backend.generate(request)
         except PonderError as exc:
-            ledger.record(model, exc.usage or Usage(), ok=False)
+            ledger.record(model, exc.usage or Usage(), ok=False, tag=tag)
             raise
-        ledger.record(model, completion.usage, ok=True, seconds=time.perf_counter() - started)
+        ledger.record(
+            model, completion.usage, ok=True, seconds=time.perf_counter() - started, tag=tag
+        )
         info = None
         if isinstance(completion.trace, Trace):
             await traces.put(completion.trace, model)
@@ -185,16 +202,31 @@ def create_app(
     return app
 
 
-def _named_backends(spec: StrategySpec | None) -> list[str]:
-    """Backends a strategy names in its parameters (mixture-of-agents proposers, aggregator)."""
-    names: list[str] = []
+async def _named_backends(
+    spec: StrategySpec | None, registry: BackendRegistry, services: Services
+) -> dict[str, Backend]:
+    """Backends a strategy reaches besides the request's model, through the same registry and
+    policy: mixture-of-agents proposers and aggregator (a denied one fails the request), and
+    the models ``auto`` may escalate to (a denied one is left out, so that rung is skipped)."""
+    named: dict[str, Backend] = {}
     while spec is not None:
-        names.extend(getattr(spec.params, "proposers", None) or [])
+        for name in getattr(spec.params, "proposers", None) or []:
+            named[name] = await registry.get(name, purpose="proposer")
         aggregator = getattr(spec.params, "aggregator", None)
         if aggregator:
-            names.append(aggregator)
+            named[aggregator] = await registry.get(aggregator, purpose="proposer")
+        if spec.name == "auto":
+            profile = services.auto_profile or builtin_profile()
+            effort = profile.efforts.get(str(getattr(spec.params, "effort", "")))
+            for rung in effort.ladder if effort else ():
+                if rung.model is None or rung.model in named:
+                    continue
+                try:
+                    named[rung.model] = await registry.get(rung.model, purpose="escalation")
+                except (PolicyError, ModelNotFoundError) as exc:
+                    log.info("auto will not escalate to %s: %s", rung.model, exc.message)
         spec = spec.over
-    return sorted(set(names))
+    return named
 
 
 async def _sse(
@@ -206,6 +238,8 @@ async def _sse(
     include_usage: bool,
     ledger: UsageLedger,
     traces: TraceStore,
+    *,
+    tag: str = "",
 ) -> AsyncIterator[str]:
     with_logprobs = request.sampling.logprobs
     try:
@@ -232,7 +266,7 @@ async def _sse(
         yield _error_event(exc)
     finally:
         await stream.aclose()
-        ledger.record(model, stream.usage, ok=ok)
+        ledger.record(model, stream.usage, ok=ok, tag=tag)
     trace = getattr(stream, "trace", None)
     if isinstance(trace, Trace):
         await traces.put(trace, model)

@@ -1,0 +1,238 @@
+"""``ponder calibrate``: fit the adaptive controller's profile on a calibration split.
+
+1. **Draw once.** A sample bank on the calibration questions holds the chain-of-thought paths
+   the vote rungs ask for. Running the widest candidate once through the bank, with the live
+   model behind it, adds the greedy first pass and the program-aided solutions. From then on
+   nothing calls a model.
+2. **Score every candidate offline.** Each candidate effort profile from a grid (acceptance
+   threshold on the first pass's token confidence, the ladder, the stopping probability) is
+   scored by running the real ``auto`` controller over the bank, in several path orderings:
+   accuracy and exact mean tokens per question.
+3. **Pick per effort level.** Each level allows a multiple of the greedy first pass's mean
+   tokens on the same questions; the most accurate candidate that fits is kept, the cheaper on
+   ties. The profile records the split, the command and every chosen candidate's scores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ponder.backends.base import Backend
+from ponder.bench.bank import BankBackend, SampleBank
+from ponder.bench.runner import build_bank
+from ponder.bench.tasks import Example, Task
+from ponder.reasoning.auto import AutoParams
+from ponder.reasoning.base import Services, StrategyResult
+from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung
+from ponder.reasoning.runner import StrategySpec, run_strategy
+from ponder.sandbox import RunResult, SandboxLimits, run_python
+from ponder.types import GenerationRequest, SamplingParams
+
+# Mean tokens each level may spend, as a multiple of one greedy chain of thought. "medium"
+# aims at a quarter of 16-path self-consistency (about 4x one path) with room to spare.
+DEFAULT_ALLOWANCES: Mapping[str, float | None] = {
+    "minimal": 1.3,
+    "low": 2.0,
+    "medium": 3.5,
+    "high": 7.0,
+    "xhigh": None,
+}
+NEVER = 1000.0  # an acceptance threshold no first pass reaches
+
+
+class ProgramMemo:
+    """Runs each distinct program once: candidates re-ask the same programs many times."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[str, SandboxLimits], RunResult] = {}
+
+    async def __call__(self, code: str, limits: SandboxLimits) -> RunResult:
+        key = (code, limits)
+        if key not in self._done:
+            self._done[key] = await run_python(code, limits)
+        return self._done[key]
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    accuracy: float
+    tokens: float  # exact mean total tokens per question, over questions and orderings
+
+
+@dataclass(slots=True)
+class Calibration:
+    profile: AutoProfile
+    first_pass: Score
+    scores: list[tuple[EffortProfile, Score]] = field(default_factory=list)
+
+
+def ladders(bank_size: int) -> list[tuple[Rung, ...]]:
+    """The ladders tried: votes that stay inside the bank, programs, and both in each order."""
+    votes = [
+        Rung(kind="vote", window=w, max_n=n) for w, n in ((2, 4), (4, 8), (4, 16)) if n <= bank_size
+    ]
+    programs = [Rung(kind="program", n=n) for n in (2, 4)]
+    out: list[tuple[Rung, ...]] = [()]
+    out += [(v,) for v in votes] + [(p,) for p in programs]
+    out += [(v, p) for v in votes for p in programs]
+    out += [(p, v) for p in programs[:1] for v in votes]
+    return out
+
+
+def candidates(
+    confidences: Sequence[float], bank_size: int, max_tokens: int
+) -> list[EffortProfile]:
+    """Acceptance thresholds at quantiles of the first-pass confidences, times ladders."""
+    ordered = sorted(confidences)
+    quantiles = {0.0, NEVER}
+    for q in (0.1, 0.25, 0.5, 0.75, 0.9):
+        quantiles.add(round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4))
+    out = []
+    for accept, ladder, stop in itertools.product(
+        sorted(quantiles), ladders(bank_size), (0.9, 0.95)
+    ):
+        if not ladder and stop != 0.9:
+            continue  # the stopping rule only matters on a ladder
+        if accept == 0.0 and ladder:
+            continue  # everything extracted is accepted: only failed extractions climb
+        out.append(
+            EffortProfile(
+                accept_confidence=accept,
+                stop_probability=stop,
+                ladder=ladder,
+                max_tokens=max_tokens,
+            )
+        )
+    return out
+
+
+async def score(
+    effort: EffortProfile,
+    task: Task,
+    examples: Sequence[Example],
+    bank: SampleBank,
+    *,
+    replicates: int,
+    max_tokens: int,
+    memo: ProgramMemo,
+    live: Backend | None = None,
+) -> tuple[Score, list[dict[str, Any]]]:
+    """Run ``auto`` with this one effort level on every question, in every path ordering;
+    also returns each run's details (first-pass confidence, rungs climbed)."""
+    profile = AutoProfile(efforts={"candidate": effort})
+    spec = StrategySpec("auto", AutoParams(effort="candidate", answer_format=task.answer_format))
+    services = Services(auto_profile=profile, run_program=memo)
+    correct: list[float] = []
+    tokens: list[float] = []
+    details: list[dict[str, Any]] = []
+    for replicate in range(replicates):
+        backend = BankBackend(bank, live, replicate=replicate)
+
+        async def one(example: Example, backend: Backend = backend) -> StrategyResult:
+            request = GenerationRequest(
+                messages=task.messages(example), sampling=SamplingParams(max_tokens=max_tokens)
+            )
+            return await run_strategy(spec, backend, request, services=services)
+
+        results = await asyncio.gather(*(one(e) for e in examples))
+        for example, result in zip(examples, results, strict=True):
+            correct.append(float(await task.grade(example, result.text, result.answer)))
+            tokens.append(float(result.hidden_usage.total_tokens))
+            details.append({"example": example.id, **result.details})
+    return Score(statistics.fmean(correct), statistics.fmean(tokens)), details
+
+
+def pick(
+    scored: Sequence[tuple[EffortProfile, Score]], allowance: float | None, unit: float
+) -> tuple[EffortProfile, Score]:
+    fits = [s for s in scored if allowance is None or s[1].tokens <= allowance * unit]
+    return max(fits, key=lambda s: (round(s[1].accuracy, 6), -s[1].tokens))
+
+
+async def calibrate(
+    task: Task,
+    examples: Sequence[Example],
+    backend: Backend,
+    bank: SampleBank,
+    *,
+    bank_size: int = 8,
+    replicates: int = 4,
+    max_tokens: int = 512,
+    concurrency: int = 4,
+    allowances: Mapping[str, float | None] = DEFAULT_ALLOWANCES,
+    metadata: Mapping[str, Any] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> Calibration:
+    say = on_step or (lambda line: None)
+    say(f"sample bank: {bank_size} paths on {len(examples)} questions")
+    await build_bank(
+        task,
+        examples,
+        backend,
+        bank,
+        size=bank_size,
+        max_tokens=max_tokens,
+        concurrency=concurrency,
+    )
+    memo = ProgramMemo()
+    widest = EffortProfile(
+        accept_confidence=NEVER,
+        stop_probability=0.9999,
+        ladder=(Rung(kind="vote", window=4, max_n=bank_size), Rung(kind="program", n=4)),
+        max_tokens=max_tokens,
+    )
+    say("first passes and programs (live once, then from the bank)")
+    await score(
+        widest, task, examples, bank, replicates=1, max_tokens=max_tokens, memo=memo, live=backend
+    )
+    # The greedy first pass alone: the unit every allowance is measured in.
+    alone = EffortProfile(accept_confidence=0.0, max_tokens=max_tokens)
+    first, runs = await score(
+        alone, task, examples, bank, replicates=1, max_tokens=max_tokens, memo=memo
+    )
+    grid = candidates([float(r["first_confidence"]) for r in runs], bank_size, max_tokens)
+    say(f"scoring {len(grid)} candidates x {replicates} orderings offline")
+    scored = []
+    for effort in grid:
+        result, _ = await score(
+            effort,
+            task,
+            examples,
+            bank,
+            replicates=replicates,
+            max_tokens=max_tokens,
+            memo=memo,
+        )
+        scored.append((effort, result))
+    efforts: dict[str, EffortProfile] = {}
+    chosen: dict[str, Any] = {}
+    for level, allowance in allowances.items():
+        effort, result = pick(scored, allowance, first.tokens)
+        efforts[level] = effort
+        chosen[level] = {
+            "allowance_x_first_pass": allowance,
+            "accuracy": round(result.accuracy, 4),
+            "mean_total_tokens": round(result.tokens, 1),
+        }
+    profile = AutoProfile(
+        model=(metadata or {}).get("model"),
+        calibration={
+            **(metadata or {}),
+            "questions": len(examples),
+            "bank_size": bank_size,
+            "orderings": replicates,
+            "candidates": len(grid),
+            "first_pass": {
+                "accuracy": round(first.accuracy, 4),
+                "mean_total_tokens": round(first.tokens, 1),
+            },
+            "chosen": chosen,
+        },
+        efforts=efforts,
+    )
+    return Calibration(profile=profile, first_pass=first, scores=scored)

@@ -1,0 +1,85 @@
+"""``ponder calibrate`` over a scripted model whose first pass is right exactly when it is
+confident, so the fitted thresholds and ladders can be checked against what they must be."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ponder.backends.scripted import Reply, ScriptedBackend
+from ponder.bench.bank import SampleBank
+from ponder.bench.calibrate import ProgramMemo, calibrate, candidates, score
+from ponder.bench.tasks import Example, Gsm8k
+from ponder.reasoning.profile import AutoProfile, load_profile
+from ponder.reasoning.program_aided import PAL_SYSTEM
+from ponder.types import GenerationRequest
+from tests.strategy_helpers import solution
+
+EXAMPLES = [Example(str(k), f"What is {k} + {k}?", str(2 * k)) for k in range(1, 9)]
+
+
+def model(request: GenerationRequest, index: int) -> Reply:
+    """Even k: a confident, right first pass. Odd k: an unsure, wrong one. Sampled paths
+    are right three times in four; programs are always right."""
+    k = int(re.findall(r"What is (\d+)", request.messages[-1].content)[0])
+    if request.messages[0].content == PAL_SYSTEM:
+        return Reply(f"```python\nprint({k} + {k})\n```")
+    if request.sampling.temperature == 0.0:
+        if k % 2 == 0:
+            return Reply(solution(2 * k), [-0.001] * 20)
+        return Reply(solution(2 * k + 1), [-0.9] * 20)
+    right = (index + k) % 4 != 0
+    return Reply(solution(2 * k if right else 2 * k - 1), [-0.3] * 20)
+
+
+async def test_calibration_fits_the_threshold_between_sure_and_unsure_and_runs_offline(
+    tmp_path: Path,
+) -> None:
+    backend = ScriptedBackend(model)
+    bank = SampleBank(tmp_path / "bank.jsonl")
+    result = await calibrate(
+        Gsm8k(), EXAMPLES, backend, bank, bank_size=4, replicates=2, max_tokens=64
+    )
+    profile = result.profile
+    first = result.first_pass
+    assert first.accuracy == 0.5  # the greedy first pass is right on even k only
+    chosen = profile.calibration["chosen"]
+    assert isinstance(chosen, dict)
+    # Every level stays inside its allowance, measured in first passes.
+    for row in chosen.values():
+        allowance = row["allowance_x_first_pass"]
+        assert allowance is None or row["mean_total_tokens"] <= allowance * first.tokens
+    # Spending more may only help, and the top level fixes every unsure question.
+    accuracies = [chosen[level]["accuracy"] for level in ("minimal", "low", "medium", "high")]
+    assert accuracies == sorted(accuracies)
+    assert chosen["xhigh"]["accuracy"] == 1.0
+    # The fitted threshold separates the confident first passes (~6.9) from the unsure (~0.9).
+    xhigh = profile.efforts["xhigh"]
+    assert 0.9 < xhigh.accept_confidence < 6.9 and xhigh.ladder
+    assert xhigh.ladder[0].kind in {"vote", "program"}
+
+    # The written profile loads and scores the same; no model is needed any more.
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile.model_dump(mode="json")))
+    loaded = load_profile(path)
+    calls = len(backend.calls)
+    again, _ = await score(
+        loaded.efforts["xhigh"],
+        Gsm8k(),
+        EXAMPLES,
+        SampleBank(tmp_path / "bank.jsonl"),
+        replicates=2,
+        max_tokens=64,
+        memo=ProgramMemo(),
+    )
+    assert again.accuracy == chosen["xhigh"]["accuracy"]
+    assert round(again.tokens, 1) == chosen["xhigh"]["mean_total_tokens"]
+    assert len(backend.calls) == calls
+
+
+def test_candidate_grid_respects_the_bank() -> None:
+    grid = candidates([0.5, 1.0, 2.0, 3.0], bank_size=4, max_tokens=64)
+    assert all(r.max_n <= 4 for c in grid for r in c.ladder if r.kind == "vote")
+    assert any(not c.ladder for c in grid) and any(c.ladder for c in grid)
+    assert AutoProfile(efforts={"x": grid[0]}).effort("x") == grid[0]
