@@ -163,6 +163,22 @@ def plot_accuracy_vs_tokens(summaries: Sequence[Summary], path: Path, title: str
             xytext=(5, 5),
             fontsize=8,
         )
+    # One strategy at several settings (self-consistency at n=4/8/16, auto at each effort)
+    # is drawn as a curve: what buying more of it returns.
+    series: dict[str, list[Summary]] = {}
+    for s in summaries:
+        series.setdefault(s.system.split(";")[0], []).append(s)
+    for name, members in series.items():
+        if len(members) > 1:
+            members = sorted(members, key=lambda m: m.total_tokens)
+            ax.plot(
+                [m.total_tokens for m in members],
+                [m.accuracy * 100 for m in members],
+                "-",
+                linewidth=1,
+                alpha=0.6,
+                label=f"{name} (settings joined)",
+            )
     front = pareto_front(summaries)
     if len(front) > 1:
         ax.plot(
@@ -172,7 +188,8 @@ def plot_accuracy_vs_tokens(summaries: Sequence[Summary], path: Path, title: str
             color="gray",
             label="Pareto frontier",
         )
-        ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("mean total tokens per question (log scale)")
     ax.set_ylabel("accuracy (%) with 95% bootstrap interval")

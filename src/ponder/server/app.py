@@ -188,11 +188,7 @@ def create_app(
         info = None
         if isinstance(completion.trace, Trace):
             await traces.put(completion.trace, model)
-            info = PonderInfo(
-                trace_id=completion.trace.id,
-                strategy=completion.trace.strategy,
-                calls=completion.usage.calls,
-            )
+            info = _ponder_info(completion.trace, completion.usage)
         reply = convert.to_response(
             completion, request_id=request_id, model=body.model, ponder=info
         )
@@ -200,6 +196,20 @@ def create_app(
         return JSONResponse(reply.model_dump(exclude_none=True), headers=headers)
 
     return app
+
+
+def _ponder_info(trace: Trace, usage: Usage) -> PonderInfo:
+    """The reply's extension block; for ``auto``, the rungs each choice climbed and why it
+    stopped, so a client sees what its answer cost without fetching the trace."""
+    climbed = [n for n in trace.notes if n.get("kind") == "rungs"]
+    details = (
+        {"rungs": [n["rungs"] for n in climbed], "stop": [n["stop"] for n in climbed]}
+        if climbed
+        else None
+    )
+    return PonderInfo(
+        trace_id=trace.id, strategy=trace.strategy, calls=usage.calls, details=details
+    )
 
 
 async def _named_backends(
@@ -270,7 +280,7 @@ async def _sse(
     trace = getattr(stream, "trace", None)
     if isinstance(trace, Trace):
         await traces.put(trace, model)
-        info = PonderInfo(trace_id=trace.id, strategy=trace.strategy, calls=stream.usage.calls)
+        info = _ponder_info(trace, stream.usage)
         yield _event(
             ChatCompletionChunk(
                 id=request_id, model=shown_model, choices=[], ponder=info
