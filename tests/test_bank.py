@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ponder.backends.scripted import Reply, ScriptedBackend
-from ponder.bench.bank import BankBackend, SampleBank
+from ponder.bench.bank import BankBackend, SampleBank, path_key
 from ponder.bench.report import summarize
 from ponder.bench.runner import RunDir, StrategySystem, build_bank, parse_systems, run_bench
 from ponder.bench.tasks import Example, Gsm8k
@@ -101,3 +101,28 @@ async def test_online_confidence_vote_from_the_bank_charges_only_tokens_before_c
     assert len(spent) == 4
     assert all(t <= 6 * 12 for t in spent)
     assert any(t < 6 * 12 for t in spent)
+
+
+def test_penalties_change_the_path_key_and_older_keys_stay_valid() -> None:
+    from ponder.bench.cassette import digest
+    from ponder.types import Message, SamplingParams
+
+    sampling = SamplingParams(temperature=0.8, max_tokens=64)
+    plain = GenerationRequest((Message("user", "2+2?"),), sampling)
+    # The key a bank drawn before penalties were keyed holds for this request.
+    before = digest(
+        {
+            "messages": [{"role": "user", "content": "2+2?"}],
+            "prefill": "",
+            "sampling": [0.8, 1.0, 0, 0.0, 1.0, 64, []],
+            "json_schema": None,
+            "tools": None,
+        }
+    )
+    assert path_key(plain) == before
+    penalised = plain.replace(sampling=sampling.replace(presence_penalty=0.5))
+    assert path_key(penalised) != path_key(plain)
+    assert path_key(plain.replace(sampling=sampling.replace(frequency_penalty=0.5))) not in {
+        path_key(plain),
+        path_key(penalised),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -369,3 +370,79 @@ def test_policy_refuses_a_denied_model_and_keeps_auto_from_escalating_to_it(
         trace = httpx.get(f"{url}/v1/traces/{reply['ponder']['trace_id']}").json()
         assert any(n["kind"] == "escalation skipped" for n in trace["notes"])
         assert [c["label"] for c in trace["calls"]] == ["first pass"]
+
+
+def _tagged(url: str, tag: str, *, failed: int, timeout: float = 30.0) -> dict[str, Any]:
+    """The ledger row of ``tag`` once it holds ``failed`` failed requests."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row: dict[str, Any] = httpx.get(f"{url}/v1/usage", params={"tag": tag}).json()
+        if row["failed"] >= failed or time.monotonic() > deadline:
+            return row
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def slow_server() -> Iterator[tuple[str, ScriptedBackend]]:
+    # 60 tokens, one every 50 ms: three seconds if nobody stops it.
+    backend = ScriptedBackend(lambda request, index: "tick " * 60, token_delay=0.05)
+    config = PonderConfig(default_model="slow", trace_db=":memory:", default_strategy=None)
+    registry = BackendRegistry(config)
+    registry.register("slow", backend)
+    with serve_app(create_app(config, registry=registry)) as url:
+        yield url, backend
+
+
+@pytest.mark.parametrize("strategy", [None, {"strategy": "self-consistency", "n": 3}])
+def test_a_client_that_leaves_a_plain_request_cancels_it_and_its_usage_is_kept(
+    slow_server: tuple[str, ScriptedBackend], strategy: dict[str, Any] | None
+) -> None:
+    url, _ = slow_server
+    tag = f"left-{bool(strategy)}"
+    body: dict[str, Any] = {"model": f"slow#{tag}", "messages": MESSAGES}
+    if strategy:
+        body["ponder"] = strategy
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{url}/v1/chat/completions", json=body, timeout=0.5)
+    row = _tagged(url, tag, failed=1)
+    assert row["requests"] == 1 and row["failed"] == 1
+    # Cancelled on disconnect: far fewer than the 60 tokens (180 for three paths) a finished
+    # request would have decoded, but the tokens that were decoded are all counted.
+    paths = 3 if strategy else 1
+    assert 0 < row["completion_tokens"] < 30 * paths
+    assert row["calls"] == 1  # self-consistency samples its three paths in one call
+    time.sleep(1.0)
+    assert _tagged(url, tag, failed=1)["completion_tokens"] == row["completion_tokens"]
+
+
+def test_a_client_that_leaves_a_stream_has_its_tokens_counted_exactly(
+    slow_server: tuple[str, ScriptedBackend],
+) -> None:
+    url, _ = slow_server
+    body = {"model": "slow#left-stream", "messages": MESSAGES, "stream": True}
+    seen = 0
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and 'tick"' in line:
+                seen += 1
+                if seen == 5:
+                    break
+    row = _tagged(url, "left-stream", failed=1)
+    assert row["failed"] == 1
+    assert 5 <= row["completion_tokens"] < 30
+
+
+def test_a_client_that_leaves_stops_the_embedded_engine(server: str) -> None:
+    body = {
+        "model": f"{MODEL}#left-engine",
+        "messages": [{"role": "user", "content": "Count from 1 to 1000, one number per line."}],
+        "max_tokens": 1500,
+        "temperature": 0,
+    }
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server}/v1/chat/completions", json=body, timeout=1.0)
+    row = _tagged(server, "left-engine", failed=1)
+    assert row["failed"] == 1
+    # The engine stopped the sequence and reported its exact count: some tokens, not 1500.
+    assert 0 < row["completion_tokens"] < 1500
+    assert row["prompt_tokens"] > 0

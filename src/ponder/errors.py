@@ -23,7 +23,8 @@ for every token it cost.
     │   └── BackendUnavailableError  the backend refused or is down (503)
     ├── BudgetExceededError          a token or money budget is spent (402-like, 429)
     ├── PolicyError                  a policy forbids this model or provider (403)
-    └── CancelledSequenceError       a sequence was cancelled by its caller
+    └── CancelledSequenceError       a sequence was cancelled by its caller (499)
+        └── ClientDisconnectedError  the HTTP client left before its reply
 """
 
 from __future__ import annotations
@@ -159,3 +160,10 @@ class CancelledSequenceError(PonderError):
 
     status_code = 499
     code = "cancelled"
+
+
+class ClientDisconnectedError(CancelledSequenceError):
+    """The HTTP client went away before its reply; the request's work was cancelled. Nobody
+    reads the response, but the usage spent until then is still recorded."""
+
+    code = "client_closed_request"

@@ -15,6 +15,7 @@ from ponder.backends.toolcalls import parser_for_template
 from ponder.engine.batched import BatchedEngine
 from ponder.engine.llama_model import ContextConfig, LlamaModel
 from ponder.errors import InvalidRequestError
+from ponder.metering import Charge, begin_charge
 from ponder.types import Completion, Delta, GenerationRequest, Usage
 
 # Any JSON value; used for response_format={"type": "json_object"}.
@@ -85,7 +86,7 @@ class EmbeddedBackend:
         # jobs; each evaluates the prompt again, and usage counts it again.
         chunks = [(start, min(width, request.n - start)) for start in range(0, request.n, width)]
         job_ids: list[int] = []
-        state = _StreamState(len(chunks))
+        state = _StreamState(len(chunks), begin_charge())
 
         def cancel(index: int) -> None:
             for job_id, (start, size) in zip(job_ids, chunks, strict=False):
@@ -116,8 +117,9 @@ class EmbeddedBackend:
 class _StreamState:
     """Sums usage over a request's jobs and ends the stream after the last one."""
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, charge: Charge) -> None:
         self.remaining = jobs
+        self.charge = charge
         self.usage = Usage()
         self.error: BaseException | None = None
 
@@ -127,6 +129,8 @@ class _StreamState:
         self.remaining -= 1
         stream.set_usage(self.usage)
         if self.remaining == 0:
+            # Also reached after a cancel, with the exact count of what was decoded.
+            self.charge.end(self.usage)
             if self.error is not None:
                 if hasattr(self.error, "usage") and self.error.usage is None:
                     self.error.usage = self.usage

@@ -32,6 +32,7 @@ from ponder.errors import (
     PonderError,
     first_error,
 )
+from ponder.metering import begin_charge
 from ponder.types import (
     Choice,
     Completion,
@@ -163,23 +164,28 @@ class RemoteBackend:
         n = request.n
         choices: list[Choice] = []
         usage = Usage()
-        if n > 1 and self._native_n is not False:
-            response = await self._call(
-                self._params(request, n, count_tokens=self._count_tokens(n))
-            )
-            got, call_usage = self._parse(
-                response, request, offset=0, counted=self._count_tokens(n)
-            )
-            choices.extend(got[:n])
-            usage = usage + call_usage
-            if self._native_n is None:
-                self._native_n = len(got) >= n
-        remaining = n - len(choices)
-        if remaining > 0:
-            results = await self._fan_out(request, remaining, offset=len(choices))
-            for got, call_usage in results:
-                choices.extend(got)
+        charge = begin_charge()
+        try:
+            if n > 1 and self._native_n is not False:
+                response = await self._call(
+                    self._params(request, n, count_tokens=self._count_tokens(n))
+                )
+                got, call_usage = self._parse(
+                    response, request, offset=0, counted=self._count_tokens(n)
+                )
+                choices.extend(got[:n])
                 usage = usage + call_usage
+                if self._native_n is None:
+                    self._native_n = len(got) >= n
+            remaining = n - len(choices)
+            if remaining > 0:
+                results = await self._fan_out(request, remaining, offset=len(choices))
+                for got, call_usage in results:
+                    choices.extend(got)
+                    usage = usage + call_usage
+        finally:
+            # A call cut off before its reply charges nothing: the endpoint never said.
+            charge.end(usage)
         return Completion(choices=tuple(choices), usage=usage, model=self.name)
 
     async def _fan_out(
@@ -356,6 +362,8 @@ class RemoteBackend:
                         finished[k] = True
                 raise
 
+        charge = begin_charge()
+
         async def run_all() -> None:
             n = request.n
             try:
@@ -382,6 +390,8 @@ class RemoteBackend:
                 stream.fail(error)
             except* Exception as group_error:
                 stream.fail(BackendError(f"{self.name}: {group_error.exceptions[0]}"))
+            finally:
+                charge.end(totals.usage)
 
         runner = loop.create_task(run_all())
         stream.producer = runner

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ponder.backends.base import Capabilities, QueueStream, collect
+from ponder.metering import begin_charge
 from ponder.types import (
     Completion,
     Delta,
@@ -85,12 +86,19 @@ class ScriptedBackend:
         self.calls.append(request)
         replies = [self._reply(request, i) for i in range(request.n)]
         cancelled: set[int] = set()
-        stream = QueueStream(on_cancel=cancelled.add)
+        stream = QueueStream(on_cancel=cancelled.add, on_close=lambda: _stop(stream))
         prompt = self._prompt_tokens(request)
         limit = request.sampling.max_tokens
+        charge = begin_charge()
+        counts = [0] * request.n
 
         async def run() -> None:
-            counts = [0] * request.n
+            try:
+                await produce()
+            finally:
+                charge.end(Usage(prompt_tokens=prompt, completion_tokens=sum(counts), calls=1))
+
+        async def produce() -> None:
             pieces = [tokens_of(r.text) for r in replies]
             done = [False] * request.n
             step = 0
@@ -135,3 +143,8 @@ class ScriptedBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+def _stop(stream: QueueStream) -> None:
+    if stream.producer is not None:
+        stream.producer.cancel()

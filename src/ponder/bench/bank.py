@@ -32,23 +32,34 @@ from ponder.types import Choice, Completion, Delta, GenerationRequest, TokenLogp
 def path_key(request: GenerationRequest) -> str:
     """What makes two path requests draw from the same distribution (not n, seed or logprobs)."""
     s = request.sampling
-    return digest(
-        {
-            "messages": [m.as_dict() for m in request.messages],
-            "prefill": request.prefill,
-            "sampling": [
-                s.temperature,
-                s.top_p,
-                s.top_k,
-                s.min_p,
-                s.repeat_penalty,
-                s.max_tokens,
-                list(s.stop),
-            ],
-            "json_schema": request.json_schema,
-            "tools": request.tools,
-        }
-    )
+    key: dict[str, Any] = {
+        "messages": [m.as_dict() for m in request.messages],
+        "prefill": request.prefill,
+        "sampling": [
+            s.temperature,
+            s.top_p,
+            s.top_k,
+            s.min_p,
+            s.repeat_penalty,
+            s.max_tokens,
+            list(s.stop),
+        ],
+        "json_schema": request.json_schema,
+        "tools": request.tools,
+    }
+    # Added only when set, so that banks drawn before these were keyed stay valid.
+    penalties = {
+        name: value
+        for name, value in (
+            ("presence_penalty", s.presence_penalty),
+            ("frequency_penalty", s.frequency_penalty),
+            ("ignore_eos", s.ignore_eos),
+        )
+        if value
+    }
+    if penalties:
+        key["penalties"] = penalties
+    return digest(key)
 
 
 class SampleBank:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from typing import TypeVar
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -16,7 +19,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ponder.backends.base import Backend, GenerationStream
 from ponder.backends.registry import BackendRegistry
 from ponder.config import PonderConfig
-from ponder.errors import ModelNotFoundError, PolicyError, PonderError, TraceNotFoundError
+from ponder.errors import (
+    ClientDisconnectedError,
+    ModelNotFoundError,
+    PolicyError,
+    PonderError,
+    TraceNotFoundError,
+)
+from ponder.metering import UsageMeter, metered
 from ponder.protocol.chat import (
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -36,6 +46,12 @@ from ponder.traces import TraceStore, default_trace_path
 from ponder.types import GenerationRequest, Usage
 
 log = logging.getLogger("ponder.server")
+
+T = TypeVar("T")
+
+# How long a failed or abandoned request waits for its cancelled calls to report their exact
+# usage (an engine sequence reports at its next decode step).
+SETTLE_SECONDS = 10.0
 
 
 def error_response(
@@ -140,7 +156,9 @@ def create_app(
         return JSONResponse(found)
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
+    async def chat_completions(
+        body: ChatCompletionRequest, http: Request
+    ) -> JSONResponse | StreamingResponse:
         # "model#tag": the tag only labels usage in the ledger (see ledger.py).
         name, _, tag = body.model.partition("#")
         spec, base_model = select_strategy(
@@ -177,10 +195,13 @@ def create_app(
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         started = time.perf_counter()
+        with metered() as meter:
+            work = asyncio.ensure_future(backend.generate(request))
         try:
-            completion = await backend.generate(request)
+            completion = await _unless_disconnected(http, work)
         except PonderError as exc:
-            ledger.record(model, exc.usage or Usage(), ok=False, tag=tag)
+            await _settle(meter)
+            ledger.record(model, _spent(meter, exc.usage), ok=False, tag=tag)
             raise
         ledger.record(
             model, completion.usage, ok=True, seconds=time.perf_counter() - started, tag=tag
@@ -252,9 +273,12 @@ async def _sse(
     tag: str = "",
 ) -> AsyncIterator[str]:
     with_logprobs = request.sampling.logprobs
+    meter = UsageMeter()
     try:
-        stream: GenerationStream = backend.stream(request)
+        with metered(meter):
+            stream: GenerationStream = backend.stream(request)
     except PonderError as exc:
+        ledger.record(model, _spent(meter, exc.usage), ok=False, tag=tag)
         yield _error_event(exc)
         yield "data: [DONE]\n\n"
         return
@@ -269,14 +293,21 @@ async def _sse(
             )
             yield _event(chunk.model_dump(exclude_none=True))
         if include_usage:
-            usage = convert.usage_chunk(stream.usage, request_id=request_id, model=shown_model)
-            yield _event(usage.model_dump(exclude_none=True))
+            tail = convert.usage_chunk(stream.usage, request_id=request_id, model=shown_model)
+            yield _event(tail.model_dump(exclude_none=True))
         ok = True
     except PonderError as exc:
         yield _error_event(exc)
     finally:
         await stream.aclose()
-        ledger.record(model, stream.usage, ok=ok, tag=tag)
+        usage = stream.usage
+        if not ok:
+            # A client that disconnects cancels this generator; the shield lets the cancelled
+            # calls report what they spent before the ledger is written.
+            with anyio.CancelScope(shield=True):
+                await _settle(meter)
+            usage = _spent(meter, usage)
+        ledger.record(model, usage, ok=ok, tag=tag)
     trace = getattr(stream, "trace", None)
     if isinstance(trace, Trace):
         await traces.put(trace, model)
@@ -287,6 +318,44 @@ async def _sse(
             ).model_dump(exclude_none=True)
         )
     yield "data: [DONE]\n\n"
+
+
+async def _unless_disconnected(http: Request, work: asyncio.Future[T]) -> T:
+    """Await ``work`` unless the client disconnects first; then cancel it (which stops its
+    decoding) and raise :class:`ClientDisconnectedError`. Starlette does this for streamed
+    responses; a plain request would otherwise decode to the end for nobody."""
+    watcher: asyncio.Future[None] = asyncio.ensure_future(_disconnected(http))
+    try:
+        await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not work.done():
+            work.cancel()
+            with suppress(asyncio.CancelledError, PonderError):
+                await work
+    if work.cancelled():
+        raise ClientDisconnectedError("the client closed the connection before the reply")
+    return work.result()
+
+
+async def _disconnected(http: Request) -> None:
+    # The body has been read, so the next message is the disconnect (uvicorn holds it back
+    # until then).
+    while (await http.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _settle(meter: UsageMeter) -> None:
+    with suppress(TimeoutError):
+        async with asyncio.timeout(SETTLE_SECONDS):
+            await meter.settled()
+
+
+def _spent(meter: UsageMeter, reported: Usage | None) -> Usage:
+    """What a failed request cost: the meter sums every leaf call, cancelled ones included;
+    an error's own usage is kept when it knows more (a backend that does not meter)."""
+    reported = reported or Usage()
+    return meter.usage if meter.usage.total_tokens >= reported.total_tokens else reported
 
 
 def _event(payload: object) -> str:
