@@ -26,27 +26,21 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from ponder.backends.endpoint import EndpointConfig
 from ponder.engine.llama_model import ContextConfig
 from ponder.engine.weights import DEFAULT_MODEL
 from ponder.errors import ConfigError
 from ponder.reasoning.selection import DEFAULT_EFFORT
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderConfig(EndpointConfig):
+    """An endpoint and the models it serves, addressed as ``NAME/MODEL``."""
+
     name: str
-    base_url: str
     models: tuple[str, ...] = ()
-    api_key: str | None = None
-    timeout: float = 120.0
-    max_retries: int = 3
-    native_n: bool | None = None
-    usage: Literal["auto", "reported"] = "auto"
-    prefill: Literal["vllm", "trailing"] | None = None
-    supports_logprobs: bool = True
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

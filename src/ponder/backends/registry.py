@@ -164,15 +164,4 @@ class BackendRegistry:
 
 
 def _remote_config(provider: ProviderConfig, model: str) -> RemoteConfig:
-    return RemoteConfig(
-        base_url=provider.base_url,
-        model=model,
-        api_key=provider.api_key,
-        timeout=provider.timeout,
-        max_retries=provider.max_retries,
-        native_n=provider.native_n,
-        usage=provider.usage,
-        prefill=provider.prefill,
-        supports_logprobs=provider.supports_logprobs,
-        extra_body=provider.extra_body,
-    )
+    return RemoteConfig(model=model, **provider.endpoint_fields())

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import openai
 
 from ponder.backends.base import Capabilities, ChoiceBuilder, QueueStream
+from ponder.backends.endpoint import EndpointConfig
 from ponder.backends.thinking import ThinkSplitter, split_thinking
 from ponder.errors import (
     BackendError,
@@ -53,24 +54,12 @@ _FINISH: Mapping[str, FinishReason] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteConfig:
-    base_url: str
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteConfig(EndpointConfig):
+    """One model on an endpoint."""
+
     model: str
-    api_key: str | None = None
-    timeout: float = 120.0
-    max_retries: int = 3
-    # None: try native n and fall back to fan-out if the endpoint ignores it.
-    native_n: bool | None = None
-    # "auto": count each choice's tokens from logprobs when n>1 is native;
-    # "reported": trust the endpoint's usage as it is.
-    usage: Literal["auto", "reported"] = "auto"
-    # How to continue a partial assistant message: "vllm" sends continue_final_message,
-    # "trailing" sends a trailing assistant message (llama-server, Ollama), None: unsupported.
-    prefill: Literal["vllm", "trailing"] | None = None
-    supports_logprobs: bool = True
     max_fanout: int = 16
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
