@@ -126,3 +126,26 @@ def test_penalties_change_the_path_key_and_older_keys_stay_valid() -> None:
         path_key(plain),
         path_key(penalised),
     }
+
+
+async def test_every_strategy_gets_the_first_recorded_greedy_path(tmp_path: Path) -> None:
+    from ponder.types import Choice, Message, SamplingParams
+
+    bank = SampleBank(tmp_path / "bank.jsonl")
+    greedy = GenerationRequest((Message("user", "2+2?"),), SamplingParams(temperature=0.0))
+    # Two greedy paths for one request, as when two strategies drew it live at once and the
+    # batches they shared made llama.cpp's arithmetic differ.
+    for text in ("The answer is: 4", "The answer is: 5"):
+        bank.add(path_key(greedy), 7, (Choice(0, text, "stop", 5),))
+    for replicate in range(4):
+        backend = BankBackend(bank, None, replicate=replicate)
+        first = await backend.generate(greedy)
+        again = await backend.generate(greedy.replace(n=2))
+        assert [c.text for c in first.choices + again.choices] == ["The answer is: 4"] * 3
+        assert again.usage.completion_tokens == 10 and again.usage.prompt_tokens == 7
+    # Sampled requests still draw distinct paths in a per-replicate order.
+    sampled = greedy.with_sampling(temperature=0.7)
+    for text in ("a", "b", "c"):
+        bank.add(path_key(sampled), 7, (Choice(0, text, "stop", 1),))
+    drawn = await BankBackend(bank, None).generate(sampled.replace(n=3))
+    assert sorted(c.text for c in drawn.choices) == ["a", "b", "c"]

@@ -115,8 +115,14 @@ class BankBackend:
         self.served = 0
         self.live = 0
 
-    def _take(self, key: str, n: int) -> list[dict[str, Any]]:
+    def _take(self, key: str, n: int, greedy: bool) -> list[dict[str, Any]]:
         pool = self.bank.paths(key)
+        if greedy:
+            # Greedy decoding is deterministic up to floating-point noise: llama.cpp's result
+            # can depend on which other sequences share the batch. Every strategy that asks
+            # for this greedy path gets the first one recorded, so that greedy rows compare
+            # paired instead of differing by that noise.
+            return pool[:1] * n
         if key not in self._order:
             order = list(range(len(pool)))
             random.Random(f"{self.replicate}:{key}").shuffle(order)
@@ -130,7 +136,7 @@ class BankBackend:
 
     async def generate(self, request: GenerationRequest) -> Completion:
         key = path_key(request)
-        picked = self._take(key, request.n)
+        picked = self._take(key, request.n, request.sampling.greedy)
         choices: list[Choice] = []
         usage = Usage()
         if picked:
