@@ -167,6 +167,22 @@ async def test_external_endpoint_system_and_under_reporting(
     assert record.correct and record.completion_tokens == 5 and record.usage_complete
 
 
+async def test_a_system_that_times_out_fails_its_question_not_the_run(
+    tmp_path: Path, fake_endpoint: tuple[str, object]
+) -> None:
+    from ponder.bench.runner import EndpointSystem
+
+    url, _ = fake_endpoint
+    examples = [Example("0", "What is six times seven?", "40")]
+    slow = EndpointSystem("slow", f"{url}/slow/v1", "m", timeout=0.5)
+    fine = EndpointSystem("fine", f"{url}/vllm/v1", "m")
+    records = await run_bench(Gsm8k(), examples, [slow, fine], RunDir(tmp_path / "t"))
+    by_system = {r.system: r for r in records}
+    assert not by_system["slow"].correct
+    assert "did not answer in time" in (by_system["slow"].error or "")
+    assert by_system["fine"].correct and by_system["fine"].error is None
+
+
 async def test_counting_hop_gives_exact_tokens_behind_an_under_reporting_proxy(
     tmp_path: Path,
 ) -> None:

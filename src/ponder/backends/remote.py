@@ -203,7 +203,7 @@ class RemoteBackend:
         try:
             return await self._client.chat.completions.create(**params)
         except openai.OpenAIError as exc:
-            raise _map_error(exc, self.name) from exc
+            raise map_openai_error(exc, self.name) from exc
 
     def _parse(
         self, response: Any, request: GenerationRequest, *, offset: int, counted: bool
@@ -407,7 +407,7 @@ async def _chunks(events: Any, name: str) -> AsyncIterator[Any]:
         async for chunk in events:
             yield chunk
     except openai.OpenAIError as exc:
-        raise _map_error(exc, name) from exc
+        raise map_openai_error(exc, name) from exc
 
 
 def _reasoning_field(obj: Any) -> str | None:
@@ -467,7 +467,8 @@ def _with_tokens(choice: Choice, tokens: int) -> Choice:
     )
 
 
-def _map_error(exc: openai.OpenAIError, name: str) -> PonderError:
+def map_openai_error(exc: openai.OpenAIError, name: str) -> PonderError:
+    """The typed Ponder error for an OpenAI SDK error raised while talking to ``name``."""
     if isinstance(exc, openai.APITimeoutError):
         return BackendTimeoutError(f"{name}: the endpoint did not answer in time")
     if isinstance(exc, openai.APIConnectionError):

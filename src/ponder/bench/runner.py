@@ -107,7 +107,8 @@ class EndpointSystem:
         extra_body: dict[str, Any] | None = None,
         count_via: str | None = None,
         max_tokens: int = 768,
-        timeout: float = 600.0,
+        timeout: float = 3600.0,
+        max_retries: int = 0,
     ) -> None:
         import openai
 
@@ -117,7 +118,7 @@ class EndpointSystem:
         self.max_tokens = max_tokens
         self.count_via = count_via.rstrip("/") if count_via else None
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key="not-needed", timeout=timeout, max_retries=2
+            base_url=base_url, api_key="not-needed", timeout=timeout, max_retries=max_retries
         )
 
     async def _hop_usage(self, tag: str) -> Usage:
@@ -135,18 +136,29 @@ class EndpointSystem:
         )
 
     async def solve(self, task: Task, example: Example) -> tuple[str, str | None, Usage, bool]:
+        import openai
+
+        from ponder.backends.remote import map_openai_error
         from ponder.backends.thinking import split_thinking
         from ponder.reasoning.answers import extract_answer
 
         messages: Any = [m.as_dict() for m in task.messages(example)]
         # A fresh tag per attempt: a retried question is charged only for its own calls.
         tag = f"{self.name}:{example.id}:{uuid.uuid4().hex[:12]}" if self.count_via else ""
-        reply = await self._client.chat.completions.create(
-            model=f"{self.model}#{tag}" if tag else self.model,
-            messages=messages,
-            max_tokens=self.max_tokens,
-            extra_body=self.extra_body,
-        )
+        try:
+            reply = await self._client.chat.completions.create(
+                model=f"{self.model}#{tag}" if tag else self.model,
+                messages=messages,
+                max_tokens=self.max_tokens,
+                extra_body=self.extra_body,
+            )
+        except openai.OpenAIError as exc:
+            # The question fails, not the run; what the system spent until then still counts
+            # (a proxy may go on spending after the timeout: the hop's figure is a lower bound).
+            error = map_openai_error(exc, self.name)
+            if tag:
+                error.usage = await self._hop_usage(tag)
+            raise error from exc
         if tag:
             usage, complete = await self._hop_usage(tag), True
         else:

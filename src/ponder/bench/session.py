@@ -64,6 +64,7 @@ def _endpoint(spec: dict[str, Any], max_tokens: int) -> EndpointSystem:
             extra_body=spec.get("extra_body"),
             count_via=spec.get("count_via"),
             max_tokens=max_tokens,
+            **{k: spec[k] for k in ("timeout", "max_retries") if k in spec},
         )
     except KeyError as exc:
         raise ConfigError(f"a --system needs name, base_url and model; missing {exc}") from exc
