@@ -59,7 +59,8 @@ from ponder.progress import download_bar
     "systems_json",
     multiple=True,
     help='An OpenAI-compatible endpoint as a system, as JSON: {"name", "base_url", "model", '
-    '"extra_body", "count_via" (a Ponder server it uses as backend, for exact tokens)}. Repeatable.',
+    '"extra_body", "count_via" (a Ponder server it uses as backend, for exact tokens), '
+    '"timeout" (s, default 3600), "max_retries" (default 0)}. Repeatable.',
 )
 @click.option(
     "--record",
