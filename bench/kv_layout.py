@@ -7,9 +7,10 @@ every used cell of the buffer, masked; with streams, over its own cells only. Th
 runs the same load under both layouts, alternating (unified, split, unified, split, ...) so
 that drift on a shared machine shows up instead of biasing one side:
 
-  R concurrent requests, each with its own prompt, n=W paths, exactly T new tokens per path.
+  R concurrent requests, each with its own prompt (padded with context to about P tokens,
+  as mixture-of-agents and critique prompts are), n=W paths, exactly T new tokens per path.
 
-    python bench/kv_layout.py --requests 3 --width 16 --tokens 128 --rounds 2
+    python bench/kv_layout.py --requests 6 --width 4 --prompt-tokens 1500 --tokens 128
 """
 
 from __future__ import annotations
@@ -35,8 +36,15 @@ QUESTIONS = [
 ]
 
 
+# Filler that makes a long prompt, as when earlier answers are quoted back to the model.
+CONTEXT = (
+    "Earlier attempt: the shop sells each item at a fixed price, the costs are paid daily, "
+    "and the monthly total is the daily profit times the number of days. "
+)
+
+
 async def load(
-    backend: EmbeddedBackend, requests: int, width: int, tokens: int
+    backend: EmbeddedBackend, requests: int, width: int, tokens: int, padding: int
 ) -> tuple[int, float]:
     sampling = SamplingParams(temperature=0.7, max_tokens=tokens, ignore_eos=True, seed=1)
     started = time.perf_counter()
@@ -45,7 +53,12 @@ async def load(
             group.create_task(
                 backend.generate(
                     GenerationRequest(
-                        (Message("user", QUESTIONS[i % len(QUESTIONS)] + f" (case {i})"),),
+                        (
+                            Message(
+                                "user",
+                                CONTEXT * padding + QUESTIONS[i % len(QUESTIONS)] + f" (case {i})",
+                            ),
+                        ),
                         sampling,
                         n=width,
                     )
@@ -62,28 +75,37 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
-    parser.add_argument("--requests", type=int, default=3)
-    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=6)
+    parser.add_argument("--width", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--n-ctx", type=int, default=49152)
+    parser.add_argument("--prompt-tokens", type=int, default=1500)
+    parser.add_argument(
+        "--cells-per-sequence", type=int, default=4096, help="n_ctx = this x n_seq_max"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     path = ModelStore().ensure(args.model)
+    padding = args.prompt_tokens // 30  # CONTEXT is about 30 tokens
     n_seq = args.requests * args.width
     rates: dict[str, list[float]] = {"unified": [], "split": []}
     print(
         f"{args.model}: {args.requests} requests x n={args.width} x {args.tokens} tokens, "
-        f"n_ctx {args.n_ctx}, n_seq_max {n_seq}"
+        f"~{args.prompt_tokens}-token prompts, n_ctx {args.cells_per_sequence * n_seq}, "
+        f"n_seq_max {n_seq}"
     )
     for round_ in range(args.rounds):
         for layout in ("unified", "split"):
             config = ContextConfig(
-                n_ctx=args.n_ctx, n_seq_max=n_seq, kv_unified=layout == "unified"
+                n_ctx=args.cells_per_sequence * n_seq,
+                n_seq_max=n_seq,
+                kv_unified=layout == "unified",
             )
             backend = EmbeddedBackend(LlamaModel(path, config, name=args.model))
             try:
-                asyncio.run(load(backend, 1, 1, 8))  # warm-up: page the weights in
-                produced, wall = asyncio.run(load(backend, args.requests, args.width, args.tokens))
+                asyncio.run(load(backend, 1, 1, 8, 0))  # warm-up: page the weights in
+                produced, wall = asyncio.run(
+                    load(backend, args.requests, args.width, args.tokens, padding)
+                )
             finally:
                 asyncio.run(backend.aclose())
             rates[layout].append(produced / wall)
