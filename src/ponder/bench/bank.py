@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import random
 import threading
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from ponder.backends.base import Backend, Capabilities, QueueStream
 from ponder.bench.cassette import decode_choice, digest, encode_choice
+from ponder.bench.jsonl import append_entry, read_entries
 from ponder.errors import BackendError
 from ponder.types import Choice, Completion, Delta, GenerationRequest, TokenLogprob, Usage
 
@@ -70,12 +70,9 @@ class SampleBank:
         self._paths: dict[str, list[dict[str, Any]]] = {}
         self._prompt: dict[str, int] = {}
         self._lock = threading.Lock()
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    entry = json.loads(line)
-                    self._paths.setdefault(entry["key"], []).extend(entry["paths"])
-                    self._prompt[entry["key"]] = entry["prompt_tokens"]
+        for entry in read_entries(path):
+            self._paths.setdefault(entry["key"], []).extend(entry["paths"])
+            self._prompt[entry["key"]] = entry["prompt_tokens"]
 
     def paths(self, key: str) -> list[dict[str, Any]]:
         return self._paths.get(key, [])
@@ -88,11 +85,7 @@ class SampleBank:
         with self._lock:
             self._paths.setdefault(key, []).extend(paths)
             self._prompt.setdefault(key, prompt_tokens)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as fh:
-                fh.write(
-                    json.dumps({"key": key, "prompt_tokens": prompt_tokens, "paths": paths}) + "\n"
-                )
+            append_entry(self.path, {"key": key, "prompt_tokens": prompt_tokens, "paths": paths})
 
 
 class BankBackend:

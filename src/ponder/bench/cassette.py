@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ponder.backends.base import Backend, Capabilities, ChoiceBuilder, QueueStream
+from ponder.bench.jsonl import append_entry, read_entries
 from ponder.errors import BackendError
 from ponder.types import (
     Choice,
@@ -111,11 +112,8 @@ class Cassette:
         self.path = path
         self._entries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    entry = json.loads(line)
-                    self._entries[entry["key"]] = entry
+        for entry in read_entries(path):
+            self._entries[entry["key"]] = entry
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -126,9 +124,7 @@ class Cassette:
     def put(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self._entries[entry["key"]] = entry
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as fh:
-                fh.write(json.dumps(entry) + "\n")
+            append_entry(self.path, entry)
 
 
 class CassetteBackend:

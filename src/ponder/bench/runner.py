@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ponder.backends.base import Backend
+from ponder.bench.jsonl import append_entry, read_entries
 from ponder.bench.tasks import Example, Task
 from ponder.errors import PonderError
 from ponder.reasoning.base import Services
@@ -251,19 +252,14 @@ class RunDir:
         (self.path / "run.json").write_text(json.dumps(config, indent=2))
 
     def records(self) -> list[Record]:
-        if not self.records_file.exists():
-            return []
         out = []
-        for line in self.records_file.read_text().splitlines():
-            if line.strip():
-                data = json.loads(line)
-                data.pop("total_tokens", None)
-                out.append(Record(**data))
+        for data in read_entries(self.records_file):
+            data.pop("total_tokens", None)
+            out.append(Record(**data))
         return out
 
     def append(self, record: Record) -> None:
-        with self.records_file.open("a") as fh:
-            fh.write(json.dumps(asdict(record) | {"total_tokens": record.total_tokens}) + "\n")
+        append_entry(self.records_file, asdict(record) | {"total_tokens": record.total_tokens})
 
 
 async def run_bench(
