@@ -8,6 +8,7 @@ system and example). A run that is interrupted resumes where it stopped: pairs a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -137,6 +138,7 @@ class EndpointSystem:
         )
 
     async def solve(self, task: Task, example: Example) -> tuple[str, str | None, Usage, bool]:
+        import httpx
         import openai
 
         from ponder.backends.remote import map_openai_error
@@ -158,7 +160,8 @@ class EndpointSystem:
             # (a proxy may go on spending after the timeout: the hop's figure is a lower bound).
             error = map_openai_error(exc, self.name)
             if tag:
-                error.usage = await self._hop_usage(tag)
+                with contextlib.suppress(httpx.HTTPError):  # the hop may be what failed
+                    error.usage = await self._hop_usage(tag)
             raise error from exc
         if tag:
             usage, complete = await self._hop_usage(tag), True
