@@ -195,3 +195,33 @@ async def test_cancel_while_queued_takes_effect_at_admission(tiny_backend: Embed
     assert finals[1] == ("cancelled", 0)
     assert queued.usage.completion_tokens == 16
     assert [d async for d in blocker]
+
+
+async def test_load_shows_running_and_queued_work(tiny_backend: EmbeddedBackend) -> None:
+    engine = tiny_backend.engine
+    width = engine.max_sequences
+    idle = engine.load()
+    assert idle.running_sequences == 0 and idle.waiting_requests == 0
+    assert idle.free_sequence_slots == idle.sequence_slots == width
+    assert idle.kv_cells_reserved == 0
+    blocker = tiny_backend.stream(
+        request(n=width, temperature=0.5, max_tokens=48, ignore_eos=True, seed=4)
+    )
+    queued = tiny_backend.stream(request(n=1, temperature=0.5, max_tokens=4, seed=5))
+    busy = None
+    async for delta in blocker:
+        if delta.text:
+            busy = engine.load()
+            break
+    assert busy is not None
+    assert busy.running_requests == 1 and busy.running_sequences == width
+    assert busy.free_sequence_slots == 0 and busy.waiting_requests == 1
+    prompt = tiny_backend.count_prompt_tokens(request())
+    assert busy.kv_cells_reserved == prompt + width * 48
+    await blocker.aclose()
+    assert [d async for d in queued]
+    for _ in range(100):  # the engine thread frees the last slots just after finishing
+        if engine.load() == idle:
+            break
+        await asyncio.sleep(0.01)
+    assert engine.load() == idle

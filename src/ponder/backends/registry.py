@@ -152,6 +152,10 @@ class BackendRegistry:
     def loaded(self) -> list[str]:
         return list(self._backends)
 
+    def backends(self) -> dict[str, Backend]:
+        """The backends built so far, by model name."""
+        return dict(self._backends)
+
     async def aclose(self) -> None:
         owned = [b for name, b in self._backends.items() if name not in self._external]
         self._backends = {}

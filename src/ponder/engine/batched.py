@@ -42,6 +42,19 @@ class EngineStats:
     sample_seconds: float = 0.0  # time sampling, detokenizing and matching stops
 
 
+@dataclass(frozen=True, slots=True)
+class EngineLoad:
+    """What the engine holds at one instant (for monitoring)."""
+
+    waiting_requests: int  # jobs queued for sequence slots or KV cells
+    running_requests: int
+    running_sequences: int  # sequences still decoding
+    sequence_slots: int  # n_seq_max
+    free_sequence_slots: int
+    kv_cells: int  # n_ctx
+    kv_cells_reserved: int  # cells promised to admitted jobs (0 when each sequence has a stream)
+
+
 @dataclass(slots=True)
 class _Seq:
     index: int
@@ -101,6 +114,21 @@ class BatchedEngine:
     @property
     def max_sequences(self) -> int:
         return self.model.n_seq_max
+
+    def load(self) -> EngineLoad:
+        with self._lock:
+            active = list(self._active)
+            return EngineLoad(
+                waiting_requests=len(self._waiting),
+                running_requests=len(active),
+                running_sequences=sum(
+                    1 for job in active for seq in job.seqs if seq.finished is None
+                ),
+                sequence_slots=self.model.n_seq_max,
+                free_sequence_slots=len(self._free_ids),
+                kv_cells=self.model.n_ctx,
+                kv_cells_reserved=self.model.n_ctx - self._free_cells,
+            )
 
     def plan(self, n_prompt: int, n: int, max_tokens: int | None) -> tuple[int, int]:
         """Fit a request to the context before any decoding.

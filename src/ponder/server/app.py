@@ -13,7 +13,7 @@ from typing import TypeVar
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ponder.backends.base import Backend, GenerationStream
@@ -40,7 +40,7 @@ from ponder.reasoning.profile import builtin_profile
 from ponder.reasoning.runner import StrategyBackend, StrategySpec
 from ponder.reasoning.selection import select_strategy
 from ponder.reasoning.trace import Trace
-from ponder.server import convert
+from ponder.server import convert, metrics
 from ponder.server.ledger import UsageLedger
 from ponder.traces import TraceStore, default_trace_path
 from ponder.types import GenerationRequest, Usage
@@ -78,6 +78,7 @@ def create_app(
     services = Services.from_config(config)
     ledger = UsageLedger()
     traces = TraceStore(config.trace_db or default_trace_path())
+    scrape = metrics.metrics_registry(ledger, registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -148,6 +149,10 @@ def create_app(
     async def usage(tag: str | None = None) -> dict[str, object]:
         return ledger.snapshot() if tag is None else ledger.tagged(tag)
 
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(scrape), media_type=metrics.CONTENT_TYPE_LATEST)
+
     @app.get("/v1/traces/{trace_id}")
     async def get_trace(trace_id: str) -> JSONResponse:
         found = await traces.get(trace_id)
@@ -201,7 +206,8 @@ def create_app(
             completion = await _unless_disconnected(http, work)
         except PonderError as exc:
             await _settle(meter)
-            ledger.record(model, _spent(meter, exc.usage), ok=False, tag=tag)
+            seconds = time.perf_counter() - started
+            ledger.record(model, _spent(meter, exc.usage), ok=False, seconds=seconds, tag=tag)
             raise
         ledger.record(
             model, completion.usage, ok=True, seconds=time.perf_counter() - started, tag=tag
@@ -274,11 +280,13 @@ async def _sse(
 ) -> AsyncIterator[str]:
     with_logprobs = request.sampling.logprobs
     meter = UsageMeter()
+    started = time.perf_counter()
     try:
         with metered(meter):
             stream: GenerationStream = backend.stream(request)
     except PonderError as exc:
-        ledger.record(model, _spent(meter, exc.usage), ok=False, tag=tag)
+        seconds = time.perf_counter() - started
+        ledger.record(model, _spent(meter, exc.usage), ok=False, seconds=seconds, tag=tag)
         yield _error_event(exc)
         yield "data: [DONE]\n\n"
         return
@@ -307,7 +315,7 @@ async def _sse(
             with anyio.CancelScope(shield=True):
                 await _settle(meter)
             usage = _spent(meter, usage)
-        ledger.record(model, usage, ok=ok, tag=tag)
+        ledger.record(model, usage, ok=ok, seconds=time.perf_counter() - started, tag=tag)
     trace = getattr(stream, "trace", None)
     if isinstance(trace, Trace):
         await traces.put(trace, model)

@@ -9,13 +9,15 @@ while other traffic runs concurrently. The proxy only has to pass the model name
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ponder.types import Usage
 
 
 @dataclass(slots=True)
-class _Totals:
+class Totals:
+    """What one model (or tag) has served so far."""
+
     requests: int = 0
     failed: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -27,38 +29,41 @@ MAX_TAGS = 100_000  # oldest tags are forgotten first, so a long-lived server st
 
 class UsageLedger:
     def __init__(self, max_tags: int = MAX_TAGS) -> None:
-        self._models: dict[str, _Totals] = {}
-        self._tags: OrderedDict[str, _Totals] = OrderedDict()
+        self._models: dict[str, Totals] = {}
+        self._tags: OrderedDict[str, Totals] = OrderedDict()
         self._max_tags = max_tags
 
     def record(
         self, model: str, usage: Usage, *, ok: bool, seconds: float = 0.0, tag: str | None = None
     ) -> None:
-        _add(self._models.setdefault(model, _Totals()), usage, ok, seconds)
+        _add(self._models.setdefault(model, Totals()), usage, ok, seconds)
         if tag:
             if tag not in self._tags and len(self._tags) >= self._max_tags:
                 self._tags.popitem(last=False)
-            _add(self._tags.setdefault(tag, _Totals()), usage, ok, seconds)
+            _add(self._tags.setdefault(tag, Totals()), usage, ok, seconds)
 
     def tagged(self, tag: str) -> dict[str, object]:
-        return _row(self._tags.get(tag) or _Totals())
+        return _row(self._tags.get(tag) or Totals())
 
     def totals(self, model: str) -> Usage:
         entry = self._models.get(model)
         return entry.usage if entry else Usage()
 
+    def by_model(self) -> dict[str, Totals]:
+        return {model: replace(t) for model, t in self._models.items()}
+
     def snapshot(self) -> dict[str, object]:
         return {model: _row(t) for model, t in self._models.items()}
 
 
-def _add(totals: _Totals, usage: Usage, ok: bool, seconds: float) -> None:
+def _add(totals: Totals, usage: Usage, ok: bool, seconds: float) -> None:
     totals.requests += 1
     totals.failed += 0 if ok else 1
     totals.usage = totals.usage + usage
     totals.seconds += seconds
 
 
-def _row(t: _Totals) -> dict[str, object]:
+def _row(t: Totals) -> dict[str, object]:
     return {
         "requests": t.requests,
         "failed": t.failed,
@@ -67,4 +72,5 @@ def _row(t: _Totals) -> dict[str, object]:
         "reasoning_tokens": t.usage.reasoning_tokens,
         "total_tokens": t.usage.total_tokens,
         "calls": t.usage.calls,
+        "seconds": round(t.seconds, 3),
     }

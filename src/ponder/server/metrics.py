@@ -1,0 +1,102 @@
+"""``/metrics``: the server's usage and the embedded engines' load, in Prometheus text format.
+
+Values are read when Prometheus scrapes, from the usage ledger and from each loaded engine,
+so the numbers on ``/metrics`` and ``/v1/usage`` are the same counts, failed requests
+included. Each app gets its own collector registry: two servers in one process (as in tests)
+never share a series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from ponder.backends.embedded import EmbeddedBackend
+from ponder.backends.registry import BackendRegistry
+from ponder.server.ledger import UsageLedger
+
+__all__ = ["CONTENT_TYPE_LATEST", "metrics_registry", "render"]
+
+# (Usage field, metric name, help)
+_USAGE = (
+    ("prompt_tokens", "ponder_prompt_tokens", "Prompt tokens spent, all inner calls included."),
+    ("completion_tokens", "ponder_completion_tokens", "Completion tokens generated."),
+    ("reasoning_tokens", "ponder_reasoning_tokens", "Completion tokens not shown in replies."),
+    ("calls", "ponder_backend_calls", "Backend calls made on behalf of requests."),
+)
+
+# (EngineLoad field, metric name, help)
+_LOAD = (
+    ("waiting_requests", "ponder_engine_requests_waiting", "Jobs queued for slots or KV cells."),
+    ("running_requests", "ponder_engine_requests_running", "Jobs being decoded."),
+    ("running_sequences", "ponder_engine_sequences_running", "Sequences still decoding."),
+    ("sequence_slots", "ponder_engine_sequence_slots", "Sequences the context can hold."),
+    ("free_sequence_slots", "ponder_engine_sequence_slots_free", "Sequence slots free."),
+    ("kv_cells", "ponder_engine_kv_cells", "KV cells in the context."),
+    ("kv_cells_reserved", "ponder_engine_kv_cells_reserved", "KV cells promised to jobs."),
+)
+
+# (EngineStats field, metric name, help)
+_STATS = (
+    ("steps", "ponder_engine_steps", "llama_decode steps."),
+    ("decode_tokens", "ponder_engine_decode_tokens", "Tokens sampled, all sequences."),
+    ("prompt_tokens", "ponder_engine_prompt_tokens", "Prompt tokens evaluated."),
+    ("decode_seconds", "ponder_engine_decode_seconds", "Time inside llama_decode."),
+    ("sample_seconds", "ponder_engine_sample_seconds", "Time sampling and matching stops."),
+)
+
+
+class _PonderCollector(Collector):
+    def __init__(self, ledger: UsageLedger, backends: BackendRegistry) -> None:
+        self._ledger = ledger
+        self._backends = backends
+
+    def collect(self) -> Iterator[Metric]:
+        totals = self._ledger.by_model()
+        requests = CounterMetricFamily(
+            "ponder_requests", "Chat completion requests served.", labels=["model", "outcome"]
+        )
+        seconds = CounterMetricFamily(
+            "ponder_request_seconds", "Wall time spent serving requests.", labels=["model"]
+        )
+        for model, t in totals.items():
+            requests.add_metric([model, "ok"], t.requests - t.failed)
+            requests.add_metric([model, "failed"], t.failed)
+            seconds.add_metric([model], t.seconds)
+        yield requests
+        yield seconds
+        for key, name, help_ in _USAGE:
+            family = CounterMetricFamily(name, help_, labels=["model"])
+            for model, t in totals.items():
+                family.add_metric([model], getattr(t.usage, key))
+            yield family
+
+        engines = {
+            name: backend.engine
+            for name, backend in self._backends.backends().items()
+            if isinstance(backend, EmbeddedBackend)
+        }
+        loads = {name: engine.load() for name, engine in engines.items()}
+        for key, name, help_ in _LOAD:
+            gauge = GaugeMetricFamily(name, help_, labels=["model"])
+            for model, load in loads.items():
+                gauge.add_metric([model], getattr(load, key))
+            yield gauge
+        for key, name, help_ in _STATS:
+            counter = CounterMetricFamily(name, help_, labels=["model"])
+            for model, engine in engines.items():
+                counter.add_metric([model], getattr(engine.stats, key))
+            yield counter
+
+
+def metrics_registry(ledger: UsageLedger, backends: BackendRegistry) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_PonderCollector(ledger, backends))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
