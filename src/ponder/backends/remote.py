@@ -15,7 +15,7 @@ It smooths over how endpoints differ:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,13 +23,19 @@ import openai
 
 from ponder.backends.base import Capabilities, ChoiceBuilder, QueueStream
 from ponder.backends.endpoint import EndpointConfig
-from ponder.backends.thinking import ThinkSplitter, split_thinking
+from ponder.backends.openai_wire import (
+    FINISH_REASONS,
+    chat_params,
+    map_openai_error,
+    parse_reply,
+    reasoning_field,
+    reply_chunks,
+    reply_usage,
+    token_logprobs,
+)
+from ponder.backends.thinking import ThinkSplitter
 from ponder.errors import (
     BackendError,
-    BackendTimeoutError,
-    BackendUnavailableError,
-    InvalidRequestError,
-    ModelNotFoundError,
     PonderError,
     first_error,
 )
@@ -38,20 +44,10 @@ from ponder.types import (
     Choice,
     Completion,
     Delta,
-    FinishReason,
     GenerationRequest,
     TokenLogprob,
-    TopLogprob,
     Usage,
 )
-
-_FINISH: Mapping[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,60 +86,15 @@ class RemoteBackend:
 
     # -- request building ----------------------------------------------------------------
     def _params(self, request: GenerationRequest, n: int, *, count_tokens: bool) -> dict[str, Any]:
-        s = request.sampling
-        messages: list[dict[str, Any]] = [m.as_dict() for m in request.messages]
-        extra: dict[str, Any] = dict(self.config.extra_body)
-        extra.update(request.extra)
-        if request.prefill:
-            if self.config.prefill is None:
-                raise InvalidRequestError(
-                    f"the endpoint behind {self.name!r} cannot continue a partial answer"
-                )
-            messages.append({"role": "assistant", "content": request.prefill})
-            if self.config.prefill == "vllm":
-                extra.update(continue_final_message=True, add_generation_prompt=False)
-        params: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": messages,
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-        }
-        if n != 1:
-            params["n"] = n
-        if s.max_tokens is not None:
-            params["max_tokens"] = s.max_tokens
-        if s.seed is not None:
-            params["seed"] = s.seed
-        if s.stop:
-            params["stop"] = list(s.stop)
-        if s.presence_penalty:
-            params["presence_penalty"] = s.presence_penalty
-        if s.frequency_penalty:
-            params["frequency_penalty"] = s.frequency_penalty
-        if s.top_k:
-            extra["top_k"] = s.top_k
-        if s.min_p:
-            extra["min_p"] = s.min_p
-        if s.repeat_penalty != 1.0:
-            extra["repetition_penalty"] = s.repeat_penalty
-        if s.logprobs or s.top_logprobs or count_tokens:
-            params["logprobs"] = True
-            if s.top_logprobs:
-                params["top_logprobs"] = s.top_logprobs
-        if request.json_schema is not None:
-            params["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "response", "schema": dict(request.json_schema)},
-            }
-        elif request.json_object:
-            params["response_format"] = {"type": "json_object"}
-        if request.tools:
-            params["tools"] = [dict(t) for t in request.tools]
-            if request.tool_choice is not None:
-                params["tool_choice"] = request.tool_choice
-        if extra:
-            params["extra_body"] = extra
-        return params
+        return chat_params(
+            request,
+            n,
+            model=self.config.model,
+            extra_body=self.config.extra_body,
+            prefill=self.config.prefill,
+            endpoint=self.name,
+            count_tokens=count_tokens,
+        )
 
     def _count_tokens(self, n: int) -> bool:
         return n > 1 and self.config.usage == "auto" and self.config.supports_logprobs
@@ -159,7 +110,7 @@ class RemoteBackend:
                 response = await self._call(
                     self._params(request, n, count_tokens=self._count_tokens(n))
                 )
-                got, call_usage = self._parse(
+                got, call_usage = parse_reply(
                     response, request, offset=0, counted=self._count_tokens(n)
                 )
                 choices.extend(got[:n])
@@ -188,7 +139,7 @@ class RemoteBackend:
             )
             async with self._fanout:
                 response = await self._call(self._params(single, 1, count_tokens=False))
-            return self._parse(response, request, offset=i, counted=False)
+            return parse_reply(response, request, offset=i, counted=False)
 
         if count == 1:
             return [await one(offset)]
@@ -204,51 +155,6 @@ class RemoteBackend:
             return await self._client.chat.completions.create(**params)
         except openai.OpenAIError as exc:
             raise map_openai_error(exc, self.name) from exc
-
-    def _parse(
-        self, response: Any, request: GenerationRequest, *, offset: int, counted: bool
-    ) -> tuple[list[Choice], Usage]:
-        choices: list[Choice] = []
-        per_choice = 0
-        for k, raw in enumerate(response.choices):
-            message = raw.message
-            content = message.content or ""
-            reasoning = _reasoning_field(message)
-            if reasoning is None and "<think>" in content:
-                split = split_thinking(content)
-                content, reasoning = split.content, split.reasoning or None
-            logprobs = _logprobs(raw.logprobs)
-            tokens = len(logprobs) if logprobs is not None else 0
-            per_choice += tokens
-            tool_calls = (
-                tuple(tc.model_dump() for tc in message.tool_calls) if message.tool_calls else None
-            )
-            choices.append(
-                Choice(
-                    index=offset + k,
-                    text=content,
-                    finish_reason=_FINISH.get(raw.finish_reason or "stop", "stop"),
-                    completion_tokens=tokens,
-                    reasoning=reasoning,
-                    logprobs=logprobs
-                    if (request.sampling.logprobs or request.sampling.top_logprobs)
-                    else None,
-                    tool_calls=tool_calls,
-                )
-            )
-        usage = _usage(response.usage)
-        if counted and per_choice > usage.completion_tokens:
-            # The endpoint under-reported (llama-server counts one choice for n>1).
-            usage = Usage(
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=per_choice,
-                reasoning_tokens=usage.reasoning_tokens,
-                cached_prompt_tokens=usage.cached_prompt_tokens,
-                calls=usage.calls,
-            )
-        if len(choices) == 1 and choices[0].completion_tokens == 0:
-            choices[0] = _with_tokens(choices[0], usage.completion_tokens)
-        return choices, usage
 
     # -- streaming -----------------------------------------------------------------------
     def stream(self, request: GenerationRequest) -> QueueStream:
@@ -277,9 +183,9 @@ class RemoteBackend:
                 events = await self._call(
                     {**params, "stream": True, "stream_options": {"include_usage": True}}
                 )
-                async for chunk in _chunks(events, self.name):
+                async for chunk in reply_chunks(events, self.name):
                     if chunk.usage is not None:
-                        call_usage = _usage(chunk.usage)
+                        call_usage = reply_usage(chunk.usage)
                         if width > 1 and sum(counts) > call_usage.completion_tokens:
                             call_usage = Usage(
                                 call_usage.prompt_tokens,
@@ -295,7 +201,7 @@ class RemoteBackend:
                         if k >= width or finished[k]:
                             continue
                         index = offset + k
-                        logprobs: tuple[TokenLogprob, ...] = _logprobs(raw.logprobs) or ()
+                        logprobs: tuple[TokenLogprob, ...] = token_logprobs(raw.logprobs) or ()
                         counts[k] += len(logprobs)
                         if index in cancelled:
                             finished[k] = True
@@ -310,10 +216,12 @@ class RemoteBackend:
                             continue
                         delta = raw.delta
                         text = delta.content or ""
-                        reasoning = _reasoning_field(delta) or ""
+                        reasoning = reasoning_field(delta) or ""
                         part = splitters[k].feed(text)
                         reason = (
-                            _FINISH.get(raw.finish_reason, "stop") if raw.finish_reason else None
+                            FINISH_REASONS.get(raw.finish_reason, "stop")
+                            if raw.finish_reason
+                            else None
                         )
                         if reason is not None:
                             tail = splitters[k].flush()
@@ -400,83 +308,3 @@ async def _guard(coro: Any) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             task.uncancel()
-
-
-async def _chunks(events: Any, name: str) -> AsyncIterator[Any]:
-    try:
-        async for chunk in events:
-            yield chunk
-    except openai.OpenAIError as exc:
-        raise map_openai_error(exc, name) from exc
-
-
-def _reasoning_field(obj: Any) -> str | None:
-    for key in ("reasoning_content", "reasoning"):
-        value = getattr(obj, key, None)
-        if value is None and getattr(obj, "model_extra", None):
-            value = obj.model_extra.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def _logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
-    if raw is None or raw.content is None:
-        return None
-    return tuple(
-        TokenLogprob(
-            token=item.token,
-            logprob=float(item.logprob),
-            bytes=tuple(item.bytes) if item.bytes is not None else None,
-            top=tuple(
-                TopLogprob(
-                    token=t.token,
-                    logprob=float(t.logprob),
-                    bytes=tuple(t.bytes) if t.bytes else None,
-                )
-                for t in (item.top_logprobs or ())
-            ),
-        )
-        for item in raw.content
-    )
-
-
-def _usage(raw: Any) -> Usage:
-    if raw is None:
-        return Usage(calls=1)
-    details = getattr(raw, "completion_tokens_details", None)
-    prompt_details = getattr(raw, "prompt_tokens_details", None)
-    return Usage(
-        prompt_tokens=int(raw.prompt_tokens or 0),
-        completion_tokens=int(raw.completion_tokens or 0),
-        reasoning_tokens=int(getattr(details, "reasoning_tokens", 0) or 0),
-        cached_prompt_tokens=int(getattr(prompt_details, "cached_tokens", 0) or 0),
-        calls=1,
-    )
-
-
-def _with_tokens(choice: Choice, tokens: int) -> Choice:
-    return Choice(
-        index=choice.index,
-        text=choice.text,
-        finish_reason=choice.finish_reason,
-        completion_tokens=tokens,
-        reasoning=choice.reasoning,
-        logprobs=choice.logprobs,
-        tool_calls=choice.tool_calls,
-    )
-
-
-def map_openai_error(exc: openai.OpenAIError, name: str) -> PonderError:
-    """The typed Ponder error for an OpenAI SDK error raised while talking to ``name``."""
-    if isinstance(exc, openai.APITimeoutError):
-        return BackendTimeoutError(f"{name}: the endpoint did not answer in time")
-    if isinstance(exc, openai.APIConnectionError):
-        return BackendUnavailableError(f"{name}: cannot reach the endpoint ({exc})")
-    if isinstance(exc, openai.NotFoundError):
-        return ModelNotFoundError(f"{name}: {exc.message}")
-    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
-        return InvalidRequestError(f"{name}: {exc.message}")
-    if isinstance(exc, openai.RateLimitError | openai.InternalServerError):
-        return BackendUnavailableError(f"{name}: {exc.message}")
-    return BackendError(f"{name}: {exc}")

@@ -141,7 +141,7 @@ class EndpointSystem:
         import httpx
         import openai
 
-        from ponder.backends.remote import map_openai_error
+        from ponder.backends.openai_wire import map_openai_error
         from ponder.backends.thinking import split_thinking
         from ponder.reasoning.answers import extract_answer
 
