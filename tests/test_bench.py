@@ -98,6 +98,20 @@ def test_report_command_rerenders_from_records(tmp_path: Path) -> None:
     assert (run.path / "report.md").exists()
 
 
+def test_report_command_keeps_the_runs_order(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    run.write_config(
+        {"strategies": "self-consistency;n=4,cot", "systems": [{"name": "proxy"}], "task": "t"}
+    )
+    for system in ("proxy", "cot", "older", "self-consistency;n=4"):
+        run.append(Record(system, "0", True, "1", "1", 10, 20, 0, 1, 1.0))
+    result = CliRunner().invoke(main, ["bench", "report", str(run.path)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split(" | ")[0] for line in result.output.splitlines() if line.startswith("| ")]
+    # The asked strategies, then the systems, then what an earlier resume also recorded.
+    assert rows[2:] == ["| self-consistency;n=4", "| cot", "| proxy", "| older"]
+
+
 async def test_record_then_replay_is_identical_without_a_model(tmp_path: Path) -> None:
     from ponder.bench.cassette import Cassette, CassetteBackend
 
@@ -242,9 +256,15 @@ def test_report_files_and_plot(tmp_path: Path) -> None:
     table = write_report(records, tmp_path)
     assert "(under-reported)" in table
     assert [s.system for s in pareto_front(summarize(records))] == ["cheap", "costly"]
+    assert "Pareto frontier (accuracy against mean total tokens): cheap, costly" in table
+    assert "every system finished" not in table  # all finished the same questions
+    partial = [*records, Record("late", "1", True, "1", "1", 10, 20, 0, 1, 1.0)]
+    paired = write_report(partial, tmp_path).split("every system finished:")[1]
+    assert "| cheap | 1 | 0.0%" in paired and "| costly | 1 | 100.0%" in paired
+    assert (tmp_path / "report.md").read_text().strip().endswith(paired.strip())
     png = tmp_path / "accuracy_vs_tokens.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(json.loads((tmp_path / "records.json").read_text())) == 6
+    assert len(json.loads((tmp_path / "records.json").read_text())) == 7
 
 
 def test_bench_command_end_to_end_on_the_tiny_model(tmp_path: Path) -> None:

@@ -152,11 +152,23 @@ def bench(ctx: click.Context, /, **opts: Any) -> None:
 def bench_report(run_dir: str, prices: str | None) -> None:
     """Re-render a run's report from its records, with no model calls."""
     from ponder.bench.report import load_prices, write_report
-    from ponder.bench.runner import RunDir
+    from ponder.bench.runner import RunDir, parse_system_labels
 
-    records = RunDir(Path(run_dir)).records()
+    path = Path(run_dir)
+    records = RunDir(path).records()
     table = load_prices(Path(prices)) if prices else None
-    click.echo(write_report(records, Path(run_dir), prices=table))
+    # The run's own order and title, where it recorded them.
+    order: list[str] = []
+    title = ""
+    asked = path / "run.json"
+    if asked.is_file():
+        run = json.loads(asked.read_text())
+        labels = [label for label, _ in parse_system_labels(run.get("strategies") or "")]
+        order = labels + [system["name"] for system in run.get("systems") or ()]
+        order += [r.system for r in records if r.system not in order]  # from earlier resumes
+        order = list(dict.fromkeys(order))
+        title = f"{run.get('task', '')} on {run.get('model', '')}"
+    click.echo(write_report(records, path, order or None, title=title, prices=table))
 
 
 @click.command()

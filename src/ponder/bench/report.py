@@ -122,6 +122,32 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
     return "\n".join(lines)
 
 
+def markdown_text(
+    records: Sequence[Record],
+    summaries: Sequence[Summary],
+    order: Sequence[str] | None = None,
+    prices: dict[str, Price] | None = None,
+) -> str:
+    """The table, the Pareto frontier, and, when systems finished different questions (a run
+    still going, or errors), the same table over the questions every system finished, since
+    only that comparison is paired."""
+    parts = [markdown_table(summaries)]
+    front = pareto_front(summaries)
+    if front:
+        parts.append(
+            "Pareto frontier (accuracy against mean total tokens): "
+            + ", ".join(s.system for s in front)
+        )
+    if len({s.questions for s in summaries}) > 1:
+        finished = [{r.example_id for r in records if r.system == s.system} for s in summaries]
+        common = set.intersection(*finished)
+        paired = summarize([r for r in records if r.example_id in common], order, prices)
+        parts.append(
+            f"On the {len(common)} question(s) every system finished:\n\n" + markdown_table(paired)
+        )
+    return "\n\n".join(parts)
+
+
 def pareto_front(summaries: Sequence[Summary]) -> list[Summary]:
     """Systems no other system beats on both accuracy and mean total tokens."""
     front = []
@@ -213,7 +239,7 @@ def write_report(
 ) -> str:
     """report.md, records.json, summary.json and accuracy_vs_tokens.png in the run directory."""
     summaries = summarize(records, order, prices)
-    table = markdown_table(summaries)
+    table = markdown_text(records, summaries, order, prices)
     (run_dir / "report.md").write_text(table + "\n")
     (run_dir / "records.json").write_text(
         json.dumps([asdict(r) | {"total_tokens": r.total_tokens} for r in records], indent=1)
