@@ -9,7 +9,7 @@ from ponder.bench.bank import BankBackend, SampleBank, path_key
 from ponder.bench.report import summarize
 from ponder.bench.runner import RunDir, StrategySystem, build_bank, parse_systems, run_bench
 from ponder.bench.tasks import Example, Gsm8k
-from ponder.types import GenerationRequest
+from ponder.types import Completion, GenerationRequest
 
 
 def counting_script() -> ScriptedBackend:
@@ -23,6 +23,31 @@ def counting_script() -> ScriptedBackend:
 
 
 EXAMPLES = [Example(str(i), f"question number {i}", "1") for i in range(4)]
+
+
+async def test_bank_drawing_keeps_at_most_concurrency_questions_in_flight(tmp_path: Path) -> None:
+    live = ScriptedBackend(lambda request, index: "The answer is: 1", token_delay=0.01)
+    in_flight = peak = 0
+    generate = live.generate
+
+    async def counted(request: GenerationRequest) -> Completion:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await generate(request)
+        finally:
+            in_flight -= 1
+
+    live.generate = counted  # type: ignore[method-assign]
+    questions = [Example(str(i), f"question {i}", "1") for i in range(6)]
+    await build_bank(Gsm8k(), questions, live, SampleBank(tmp_path / "a.jsonl"), size=2)
+    assert peak == 2  # the default
+    peak = 0
+    await build_bank(
+        Gsm8k(), questions, live, SampleBank(tmp_path / "b.jsonl"), size=2, concurrency=3
+    )
+    assert peak == 3
 
 
 async def test_bank_is_drawn_once_and_reused_across_orderings(tmp_path: Path) -> None:

@@ -306,12 +306,15 @@ def test_bench_command_end_to_end_on_the_tiny_model(tmp_path: Path) -> None:
             str(tmp_path / "bank.jsonl"),
             "--bank-size",
             "4",
+            "--bank-concurrency",
+            "1",
             "--replicates",
             "2",
         ],
         catch_exceptions=False,
     )
     assert live.exit_code == 0, live.output
+    assert json.loads((tmp_path / "live" / "run.json").read_text())["bank_concurrency"] == 1
     assert "| cot | 2 |" in live.output and "| self-consistency;n=3 | 2 |" in live.output
     records = json.loads((tmp_path / "live" / "records.json").read_text())
     assert len(records) == 2 * 2 * 2  # systems x questions x orderings

@@ -84,6 +84,14 @@ from ponder.progress import download_bar
     "--bank-size", type=int, default=16, show_default=True, help="Paths per question in the bank."
 )
 @click.option(
+    "--bank-concurrency",
+    type=int,
+    default=None,
+    help="Questions whose bank paths are drawn at once (default: --concurrency). Each is "
+    "one request of --bank-size paths, so a few fill an engine's sequence slots, while "
+    "strategies afterwards make narrower calls and want more questions in flight.",
+)
+@click.option(
     "--replicates",
     type=int,
     default=1,
@@ -125,6 +133,7 @@ def bench(ctx: click.Context, /, **opts: Any) -> None:
             limit=opts["limit"],
             offset=opts["offset"],
             concurrency=opts["concurrency"],
+            bank_concurrency=opts["bank_concurrency"],
             max_tokens=opts["max_tokens"],
             seed=opts["seed"],
             systems=parse_system_json(opts["systems_json"]),

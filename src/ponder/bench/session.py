@@ -42,6 +42,7 @@ class BenchOptions:
     limit: int | None = None
     offset: int = 0
     concurrency: int = 4
+    bank_concurrency: int | None = None  # bank drawing; default: concurrency
     max_tokens: int = 768
     seed: int = 0
     out_dir: Path | None = None
@@ -111,7 +112,7 @@ async def run_session(
                     bank,
                     size=options.bank_size,
                     max_tokens=options.max_tokens,
-                    concurrency=options.concurrency,
+                    concurrency=options.bank_concurrency or options.concurrency,
                     on_done=lambda _: bar.update(1),
                 )
         replicates = options.replicates if bank is not None else 1
