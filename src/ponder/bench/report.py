@@ -181,12 +181,22 @@ def plot_accuracy_vs_tokens(summaries: Sequence[Summary], path: Path, title: str
             capsize=3,
             alpha=0.85,
         )
+    # Rows at the same point (cot and auto minimal, say) share one label; labels at the same
+    # accuracy are staggered so that neighbours on a log axis stay readable.
+    points: dict[tuple[int, float], list[str]] = {}
+    for s in summaries:
         marker = "" if s.usage_complete else " *"
+        points.setdefault((round(s.total_tokens), round(s.accuracy * 100, 1)), []).append(
+            s.system + marker
+        )
+    level: dict[float, int] = {}
+    for (tokens, accuracy), names in sorted(points.items()):
+        k = level[accuracy] = level.get(accuracy, -1) + 1
         ax.annotate(
-            s.system + marker,
-            (s.total_tokens, s.accuracy * 100),
+            " = ".join(names),
+            (tokens, accuracy),
             textcoords="offset points",
-            xytext=(5, 5),
+            xytext=(5, (5, -12, 15, -22)[k % 4]),
             fontsize=8,
         )
     # One strategy at several settings (self-consistency at n=4/8/16, auto at each effort)
