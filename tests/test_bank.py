@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from ponder.backends.scripted import Reply, ScriptedBackend
@@ -9,7 +10,7 @@ from ponder.bench.bank import BankBackend, SampleBank, path_key
 from ponder.bench.report import summarize
 from ponder.bench.runner import RunDir, StrategySystem, build_bank, parse_systems, run_bench
 from ponder.bench.tasks import Example, Gsm8k
-from ponder.types import Completion, GenerationRequest
+from ponder.types import Completion, GenerationRequest, Message, SamplingParams
 
 
 def counting_script() -> ScriptedBackend:
@@ -174,3 +175,24 @@ async def test_every_strategy_gets_the_first_recorded_greedy_path(tmp_path: Path
         bank.add(path_key(sampled), 7, (Choice(0, text, "stop", 1),))
     drawn = await BankBackend(bank, None).generate(sampled.replace(n=3))
     assert sorted(c.text for c in drawn.choices) == ["a", "b", "c"]
+
+
+async def test_concurrent_requests_for_the_same_paths_draw_them_once(tmp_path: Path) -> None:
+    draws = iter(range(10**6))
+    live = ScriptedBackend(
+        lambda request, index: f"draw {next(draws)}\nThe answer is: 1", token_delay=0.01
+    )
+    bank = SampleBank(tmp_path / "bank.jsonl")
+    ask = (Message("user", "question"),)
+    greedy = GenerationRequest(ask, SamplingParams(temperature=0.0, max_tokens=16))
+    # Two strategies (each its own view of the bank) ask for the same greedy path at once.
+    first, second = BankBackend(bank, live), BankBackend(bank, live, replicate=1)
+    a, b = await asyncio.gather(first.generate(greedy), second.generate(greedy))
+    assert len(live.calls) == 1
+    assert a.choices[0].text == b.choices[0].text == "draw 0\nThe answer is: 1"
+    # Sampled paths drawn live for one strategy are served to the other that waited.
+    sampled = GenerationRequest(ask, SamplingParams(temperature=0.7, max_tokens=16), n=2)
+    c, d = await asyncio.gather(first.generate(sampled), second.generate(sampled))
+    assert len(live.calls) == 2 and live.calls[-1].n == 2
+    assert {x.text for x in c.choices} == {x.text for x in d.choices}
+    assert d.usage.completion_tokens == c.usage.completion_tokens

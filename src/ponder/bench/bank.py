@@ -70,6 +70,7 @@ class SampleBank:
         self._paths: dict[str, list[dict[str, Any]]] = {}
         self._prompt: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._drawing: dict[str, asyncio.Lock] = {}
         for entry in read_entries(path):
             self._paths.setdefault(entry["key"], []).extend(entry["paths"])
             self._prompt[entry["key"]] = entry["prompt_tokens"]
@@ -79,6 +80,13 @@ class SampleBank:
 
     def prompt_tokens(self, key: str) -> int:
         return self._prompt.get(key, 0)
+
+    def drawing(self, key: str) -> asyncio.Lock:
+        """Held while a request for ``key`` is served, live draw included: a concurrent
+        request for the same paths waits, then finds them in the bank instead of drawing its
+        own. Greedy rows then share one greedy path, and sampled paths one strategy had to
+        draw live are reused by the others, as they would be had the requests come in turn."""
+        return self._drawing.setdefault(key, asyncio.Lock())
 
     def add(self, key: str, prompt_tokens: int, choices: tuple[Choice, ...]) -> None:
         paths = [encode_choice(c) for c in choices]
@@ -129,6 +137,10 @@ class BankBackend:
 
     async def generate(self, request: GenerationRequest) -> Completion:
         key = path_key(request)
+        async with self.bank.drawing(key):
+            return await self._serve(key, request)
+
+    async def _serve(self, key: str, request: GenerationRequest) -> Completion:
         picked = self._take(key, request.n, request.sampling.greedy)
         choices: list[Choice] = []
         usage = Usage()
