@@ -3,6 +3,7 @@ chunks and errors in. Pure conversions, no transport: :mod:`ponder.backends.remo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -133,18 +134,19 @@ def parse_reply(
             )
         )
     usage = reply_usage(response.usage)
-    if counted and per_choice > usage.completion_tokens:
-        # The endpoint under-reported (llama-server counts one choice for n>1).
-        usage = Usage(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=per_choice,
-            reasoning_tokens=usage.reasoning_tokens,
-            cached_prompt_tokens=usage.cached_prompt_tokens,
-            calls=usage.calls,
-        )
+    if counted:
+        usage = at_least_counted(usage, per_choice)
     if len(choices) == 1 and choices[0].completion_tokens == 0:
-        choices[0] = _with_tokens(choices[0], usage.completion_tokens)
+        choices[0] = dataclasses.replace(choices[0], completion_tokens=usage.completion_tokens)
     return choices, usage
+
+
+def at_least_counted(usage: Usage, counted: int) -> Usage:
+    """A reply's usage with its completion tokens raised to the tokens counted per choice,
+    where the endpoint under-reported (llama-server counts one choice for n>1)."""
+    if counted > usage.completion_tokens:
+        return dataclasses.replace(usage, completion_tokens=counted)
+    return usage
 
 
 async def reply_chunks(events: Any, name: str) -> AsyncIterator[Any]:
@@ -197,18 +199,6 @@ def reply_usage(raw: Any) -> Usage:
         reasoning_tokens=int(getattr(details, "reasoning_tokens", 0) or 0),
         cached_prompt_tokens=int(getattr(prompt_details, "cached_tokens", 0) or 0),
         calls=1,
-    )
-
-
-def _with_tokens(choice: Choice, tokens: int) -> Choice:
-    return Choice(
-        index=choice.index,
-        text=choice.text,
-        finish_reason=choice.finish_reason,
-        completion_tokens=tokens,
-        reasoning=choice.reasoning,
-        logprobs=choice.logprobs,
-        tool_calls=choice.tool_calls,
     )
 
 

@@ -25,6 +25,7 @@ from ponder.backends.base import Capabilities, ChoiceBuilder, QueueStream
 from ponder.backends.endpoint import EndpointConfig
 from ponder.backends.openai_wire import (
     FINISH_REASONS,
+    at_least_counted,
     chat_params,
     map_openai_error,
     parse_reply,
@@ -186,14 +187,8 @@ class RemoteBackend:
                 async for chunk in reply_chunks(events, self.name):
                     if chunk.usage is not None:
                         call_usage = reply_usage(chunk.usage)
-                        if width > 1 and sum(counts) > call_usage.completion_tokens:
-                            call_usage = Usage(
-                                call_usage.prompt_tokens,
-                                sum(counts),
-                                call_usage.reasoning_tokens,
-                                call_usage.cached_prompt_tokens,
-                                call_usage.calls,
-                            )
+                        if width > 1:
+                            call_usage = at_least_counted(call_usage, sum(counts))
                         totals.usage = totals.usage + call_usage
                         stream.set_usage(totals.usage)
                     for raw in chunk.choices:
