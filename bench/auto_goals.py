@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ponder.bench.report import Summary, summarize
+from ponder.bench.report import Summary, finished_by_all, summarize
 from ponder.bench.runner import RunDir
 
 DEFAULT = "auto;effort=medium"
@@ -35,9 +35,7 @@ def dominates(other: Summary, row: Summary) -> bool:
 
 def check(run_dir: Path, default: str = DEFAULT) -> list[str]:
     records = RunDir(run_dir).records()
-    systems = list(dict.fromkeys(r.system for r in records))
-    finished = [{r.example_id for r in records if r.system == s} for s in systems]
-    common = set.intersection(*finished) if finished else set()
+    common = finished_by_all(records, list(dict.fromkeys(r.system for r in records)))
     rows = {s.system: s for s in summarize([r for r in records if r.example_id in common])}
     lines = [f"paired on the {len(common)} questions every row finished", ""]
 

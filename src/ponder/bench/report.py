@@ -122,6 +122,12 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
     return "\n".join(lines)
 
 
+def finished_by_all(records: Sequence[Record], systems: Sequence[str]) -> set[str]:
+    """The questions that every one of ``systems`` has a record for."""
+    finished = [{r.example_id for r in records if r.system == s} for s in systems]
+    return set.intersection(*finished) if finished else set()
+
+
 def markdown_text(
     records: Sequence[Record],
     summaries: Sequence[Summary],
@@ -139,8 +145,7 @@ def markdown_text(
             + ", ".join(s.system for s in front)
         )
     if len({s.questions for s in summaries}) > 1:
-        finished = [{r.example_id for r in records if r.system == s.system} for s in summaries]
-        common = set.intersection(*finished)
+        common = finished_by_all(records, [s.system for s in summaries])
         paired = summarize([r for r in records if r.example_id in common], order, prices)
         parts.append(
             f"On the {len(common)} question(s) every system finished:\n\n" + markdown_table(paired)
