@@ -225,3 +225,30 @@ async def test_load_shows_running_and_queued_work(tiny_backend: EmbeddedBackend)
             break
         await asyncio.sleep(0.01)
     assert engine.load() == idle
+
+
+async def test_a_short_request_backfills_past_a_wide_one(tiny_backend: EmbeddedBackend) -> None:
+    engine = tiny_backend.engine
+    width = engine.max_sequences
+    long = tiny_backend.stream(
+        request(n=width - 2, temperature=0.5, max_tokens=300, ignore_eos=True, seed=6)
+    )
+    deltas = aiter(long)  # held: leaving an `async for` early would close the stream
+    await anext(deltas)
+    # The wide request needs every slot, so it waits for the long one to end; the short one
+    # fits in the two free slots and ends long before then, so it starts at once.
+    wide = tiny_backend.stream(request(n=width, temperature=0.5, max_tokens=8, seed=7))
+    short = tiny_backend.generate(request(n=1, temperature=0.5, max_tokens=4, seed=8))
+    overlong = tiny_backend.stream(
+        request(n=2, temperature=0.5, max_tokens=400, ignore_eos=True, seed=9)
+    )
+    result = await short
+    assert result.choices[0].completion_tokens > 0
+    load = engine.load()
+    # The long request is still running; the overlong one would have held the head's slots
+    # past that, so it waits behind the wide request.
+    assert load.running_requests == 1 and load.waiting_requests == 2
+    assert load.running_sequences == width - 2
+    await long.aclose()
+    await overlong.aclose()
+    assert [d async for d in wide]

@@ -10,6 +10,7 @@ sequence samples its first token from that same logits row.
 Callers live on asyncio event loops; they hand work over with :meth:`BatchedEngine.submit`
 and receive deltas through a :class:`~ponder.backends.base.QueueStream`, which is fed with
 ``call_soon_threadsafe``. The engine thread is the only one that touches the context.
+Which queued requests start is decided in :mod:`ponder.engine.admission`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 import llama_cpp
 
+from ponder.engine.admission import Demand, Holding, admit, job_steps
 from ponder.engine.llama_model import LlamaModel
 from ponder.engine.sampling import SequenceSampler, StopMatcher, logits_row, token_logprob
 from ponder.errors import BackendError, ContextOverflowError, InvalidRequestError
@@ -105,6 +107,8 @@ class BatchedEngine:
         self._ids = itertools.count(1)
         self._closed = False
         self._batch = llama_cpp.llama_batch_init(model.config.n_batch, 0, 1)
+        # Decode tokens take their batch places first; prompts get the rest of each step.
+        self._prefill_per_step = model.config.n_batch - model.n_seq_max
         self._thread = threading.Thread(
             target=self._run, name=f"ponder-engine-{model.name}", daemon=True
         )
@@ -243,15 +247,42 @@ class BatchedEngine:
         for job in jobs:
             self._finish_job(job, BackendError("the engine was closed"))
 
+    def _demand(self, job: _Job) -> Demand:
+        return Demand(
+            slots=job.n,
+            cells=self._cells(job),
+            steps=job_steps(len(job.prompt), job.max_tokens, self._prefill_per_step),
+        )
+
+    def _holding(self, job: _Job) -> Holding:
+        live = [seq for seq in job.seqs if seq.finished is None]
+        return Holding(
+            slots=sum(1 for seq in job.seqs if seq.seq_id >= 0),
+            cells=self._cells(job),
+            steps_left=job_steps(
+                len(job.prompt) - job.prefilled,
+                job.max_tokens - min((seq.generated for seq in live), default=job.max_tokens),
+                self._prefill_per_step,
+            ),
+        )
+
     def _admit(self) -> list[_Job]:
-        # First come, first served: a wide job at the head is never starved by narrow ones.
+        if not self._waiting:
+            return []
+        chosen = admit(
+            [self._demand(job) for job in self._waiting],
+            [self._holding(job) for job in self._active],
+            free_slots=len(self._free_ids),
+            free_cells=self._free_cells,
+            backfill=self.model.config.backfill,
+        )
+        jobs = [self._waiting[i] for i in chosen]
+        taken = set(chosen)
+        self._waiting = collections.deque(
+            job for i, job in enumerate(self._waiting) if i not in taken
+        )
         admitted: list[_Job] = []
-        while (
-            self._waiting
-            and len(self._free_ids) >= self._waiting[0].n
-            and self._free_cells >= self._cells(self._waiting[0])
-        ):
-            job = self._waiting.popleft()
+        for job in jobs:
             self._free_cells -= self._cells(job)
             ids = [self._free_ids.pop(0) for _ in range(job.n)]
             try:

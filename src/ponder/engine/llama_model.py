@@ -33,6 +33,9 @@ class ContextConfig:
     # stream of n_ctx/n_seq_max cells per sequence. Unified measured faster here for N=16.
     kv_unified: bool = True
     flash_attn: bool = True
+    # Let a queued request start ahead of a wider one that is waiting for slots, when it
+    # cannot delay that one (ponder.engine.admission); false: strictly first come, first served.
+    backfill: bool = True
     # max_tokens for requests that set none; KV cells are reserved for it up front.
     default_max_tokens: int = 4096
 
