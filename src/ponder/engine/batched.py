@@ -20,19 +20,16 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import llama_cpp
 
-from ponder.engine.admission import Demand, Holding, admit, job_steps
+from ponder.engine.admission import admit
+from ponder.engine.jobs import DeltaSink, FinishSink, Job, Seq
 from ponder.engine.llama_model import LlamaModel
 from ponder.engine.sampling import SequenceSampler, StopMatcher, logits_row, token_logprob
 from ponder.errors import BackendError, ContextOverflowError, InvalidRequestError
 from ponder.types import Delta, FinishReason, SamplingParams, TokenLogprob, Usage
-
-DeltaSink = Callable[[list[Delta]], None]
-FinishSink = Callable[[Usage, BaseException | None], None]
 
 
 @dataclass(slots=True)
@@ -57,41 +54,6 @@ class EngineLoad:
     kv_cells_reserved: int  # cells promised to admitted jobs (0 when each sequence has a stream)
 
 
-@dataclass(slots=True)
-class _Seq:
-    index: int
-    seq_id: int
-    sampler: SequenceSampler
-    stop: StopMatcher
-    pos: int = 0
-    last_token: int = -1
-    generated: int = 0
-    finished: FinishReason | None = None
-    batch_index: int = -1
-
-
-@dataclass(slots=True)
-class _Job:
-    id: int
-    prompt: list[int]
-    n: int
-    params: SamplingParams
-    max_tokens: int
-    grammar: str | None
-    on_deltas: DeltaSink
-    on_finish: FinishSink
-    seed: int
-    seqs: list[_Seq] = field(default_factory=list)
-    prefilled: int = 0  # prompt tokens evaluated so far
-    prompt_batch_index: int = -1  # batch index of the last prompt token in this step
-    cancelled: set[int] = field(default_factory=set)
-    admitted: bool = False
-
-    @property
-    def prefilling(self) -> bool:
-        return self.admitted and self.prefilled < len(self.prompt)
-
-
 class BatchedEngine:
     """Continuous batching over one llama.cpp context."""
 
@@ -99,8 +61,8 @@ class BatchedEngine:
         self.model = model
         self.stats = EngineStats()
         self._lock = threading.Condition()
-        self._waiting: collections.deque[_Job] = collections.deque()
-        self._active: list[_Job] = []
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._active: list[Job] = []
         self._cancels: list[tuple[int, int | None]] = []
         self._free_ids = list(range(model.n_seq_max))
         self._free_cells = model.n_ctx
@@ -163,11 +125,6 @@ class BatchedEngine:
             width = min(width, (model.n_ctx - n_prompt) // max_tokens)
         return max_tokens, max(width, 1)
 
-    def _cells(self, job: _Job) -> int:
-        if not self.model.config.kv_unified:
-            return 0
-        return len(job.prompt) + job.n * job.max_tokens
-
     def submit(
         self,
         prompt: list[int],
@@ -188,7 +145,7 @@ class BatchedEngine:
         with self._lock:
             if self._closed:
                 raise BackendError("the engine is closed")
-            job = _Job(
+            job = Job(
                 id=next(self._ids),
                 prompt=list(prompt),
                 n=n,
@@ -198,6 +155,7 @@ class BatchedEngine:
                 on_deltas=on_deltas,
                 on_finish=on_finish,
                 seed=seed,
+                cells=len(prompt) + n * max_tokens if self.model.config.kv_unified else 0,
             )
             self._waiting.append(job)
             self._lock.notify()
@@ -247,31 +205,12 @@ class BatchedEngine:
         for job in jobs:
             self._finish_job(job, BackendError("the engine was closed"))
 
-    def _demand(self, job: _Job) -> Demand:
-        return Demand(
-            slots=job.n,
-            cells=self._cells(job),
-            steps=job_steps(len(job.prompt), job.max_tokens, self._prefill_per_step),
-        )
-
-    def _holding(self, job: _Job) -> Holding:
-        live = [seq for seq in job.seqs if seq.finished is None]
-        return Holding(
-            slots=sum(1 for seq in job.seqs if seq.seq_id >= 0),
-            cells=self._cells(job),
-            steps_left=job_steps(
-                len(job.prompt) - job.prefilled,
-                job.max_tokens - min((seq.generated for seq in live), default=job.max_tokens),
-                self._prefill_per_step,
-            ),
-        )
-
-    def _admit(self) -> list[_Job]:
+    def _admit(self) -> list[Job]:
         if not self._waiting:
             return []
         chosen = admit(
-            [self._demand(job) for job in self._waiting],
-            [self._holding(job) for job in self._active],
+            [job.demand(self._prefill_per_step) for job in self._waiting],
+            [job.holding(self._prefill_per_step) for job in self._active],
             free_slots=len(self._free_ids),
             free_cells=self._free_cells,
             backfill=self.model.config.backfill,
@@ -281,13 +220,13 @@ class BatchedEngine:
         self._waiting = collections.deque(
             job for i, job in enumerate(self._waiting) if i not in taken
         )
-        admitted: list[_Job] = []
+        admitted: list[Job] = []
         for job in jobs:
-            self._free_cells -= self._cells(job)
+            self._free_cells -= job.cells
             ids = [self._free_ids.pop(0) for _ in range(job.n)]
             try:
                 job.seqs = [
-                    _Seq(
+                    Seq(
                         index=i,
                         seq_id=sid,
                         sampler=SequenceSampler(self.model, job.params, job.seed + i, job.grammar),
@@ -297,7 +236,7 @@ class BatchedEngine:
                 ]
             except Exception as exc:
                 self._free_ids.extend(ids)
-                self._free_cells += self._cells(job)
+                self._free_cells += job.cells
                 for seq in job.seqs:
                     seq.sampler.free()
                 job.on_finish(Usage(), InvalidRequestError(str(exc)))
@@ -403,7 +342,7 @@ class BatchedEngine:
                 self._finish_job(job)
         self.stats.sample_seconds += time.perf_counter() - started
 
-    def _fork_prompt(self, job: _Job) -> None:
+    def _fork_prompt(self, job: Job) -> None:
         """Give every sequence of the job the prompt's KV cells."""
         n_prompt = len(job.prompt)
         head = job.seqs[0]
@@ -414,7 +353,7 @@ class BatchedEngine:
         if head.finished is not None:
             self._release(head)
 
-    def _sample(self, job: _Job, seq: _Seq, batch_index: int) -> list[Delta]:
+    def _sample(self, job: Job, seq: Seq, batch_index: int) -> list[Delta]:
         model = self.model
         token = seq.sampler.sample(model.ctx, batch_index)
         seq.generated += 1
@@ -439,8 +378,8 @@ class BatchedEngine:
 
     def _end_seq(
         self,
-        job: _Job,
-        seq: _Seq,
+        job: Job,
+        seq: Seq,
         reason: FinishReason,
         logprobs: tuple[TokenLogprob, ...] = (),
         text: str = "",
@@ -461,7 +400,7 @@ class BatchedEngine:
             completion_tokens=seq.generated,
         )
 
-    def _release(self, seq: _Seq) -> None:
+    def _release(self, seq: Seq) -> None:
         if seq.seq_id >= 0:
             llama_cpp.llama_memory_seq_rm(self.model.memory, seq.seq_id, -1, -1)
             with self._lock:
@@ -469,7 +408,7 @@ class BatchedEngine:
             seq.seq_id = -1
         seq.sampler.free()
 
-    def _finish_job(self, job: _Job, error: BaseException | None = None) -> None:
+    def _finish_job(self, job: Job, error: BaseException | None = None) -> None:
         for seq in job.seqs:
             if seq.finished is None:
                 seq.finished = "cancelled"
@@ -477,13 +416,8 @@ class BatchedEngine:
         if job in self._active:
             self._active.remove(job)
             with self._lock:
-                self._free_cells += self._cells(job)
-        usage = Usage(
-            prompt_tokens=job.prefilled,
-            completion_tokens=sum(s.generated for s in job.seqs),
-            calls=1,
-        )
-        job.on_finish(usage, error)
+                self._free_cells += job.cells
+        job.on_finish(job.usage(), error)
 
     def _fail_active(self, exc: Exception) -> None:
         error = exc if isinstance(exc, BackendError) else BackendError(f"engine step failed: {exc}")
