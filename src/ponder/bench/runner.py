@@ -274,11 +274,16 @@ async def run_bench(
     concurrency: int = 4,
     on_record: Callable[[Record], None] | None = None,
     replicate: int = 0,
+    gate: asyncio.Semaphore | None = None,
 ) -> list[Record]:
-    """Run every system on every example not already recorded; return all records."""
+    """Run every system on every example not already recorded; return all records.
+
+    ``gate`` bounds the (system, example) pairs in flight; pass one to share the bound between
+    calls, else ``concurrency`` makes one for this call.
+    """
     done = {(r.system, r.example_id, r.replicate) for r in run_dir.records()}
     pending = [(s, e) for e in examples for s in systems if (s.name, e.id, replicate) not in done]
-    gate = asyncio.Semaphore(concurrency)
+    gate = gate or asyncio.Semaphore(concurrency)
 
     async def one(system: System, example: Example) -> None:
         async with gate:

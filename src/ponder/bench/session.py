@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ponder.bench.runner import (
     parse_systems,
     run_bench,
 )
-from ponder.bench.tasks import load_task
+from ponder.bench.tasks import Example, load_task
 from ponder.config import PonderConfig
 from ponder.errors import ConfigError
 from ponder.reasoning.base import Services
@@ -103,35 +104,13 @@ async def run_session(
                 CassetteBackend(live, Cassette(options.record), "auto") if options.record else live
             )
         bank = SampleBank(options.bank) if options.bank else None
-        if bank is not None:
-            with tqdm(total=len(examples), desc="sample bank", file=sys.stderr) as bar:
-                await build_bank(
-                    task,
-                    examples,
-                    backend,
-                    bank,
-                    size=options.bank_size,
-                    max_tokens=options.max_tokens,
-                    concurrency=options.bank_concurrency or options.concurrency,
-                    on_done=lambda _: bar.update(1),
-                )
         replicates = options.replicates if bank is not None else 1
         services = Services.from_config(config)
-        endpoints = [_endpoint(s, options.max_tokens) for s in options.systems]
-        total = len(examples) * (len(labelled) * replicates + len(endpoints))
-        bar = tqdm(total=total, initial=len(run_dir.records()), desc="bench", file=sys.stderr)
-        seen = {"correct": 0, "n": 0, "tokens": 0}
-
-        def on_record(record: Record) -> None:
-            seen["n"] += 1
-            seen["correct"] += int(record.correct)
-            seen["tokens"] += record.total_tokens
-            bar.update(1)
-            bar.set_postfix(acc=f"{seen['correct'] / seen['n']:.0%}", tokens=seen["tokens"])
-
+        endpoints: list[System] = [_endpoint(s, options.max_tokens) for s in options.systems]
+        systems_by_replicate: list[list[System]] = []
         for replicate in range(replicates):
-            # Each strategy gets its own view of the bank, so each draws its own paths in
-            # this replicate's ordering.
+            # Each strategy gets its own view of the bank per replicate, so each draws its
+            # own paths in that replicate's ordering.
             systems: list[System] = [
                 StrategySystem(
                     label,
@@ -145,17 +124,55 @@ async def run_session(
                 )
                 for label, spec in labelled
             ]
-            if replicate == 0:
-                systems += endpoints
-            await run_bench(
-                task,
-                examples,
-                systems,
-                run_dir,
-                concurrency=options.concurrency,
-                on_record=on_record,
-                replicate=replicate,
-            )
+            systems_by_replicate.append(systems + (endpoints if replicate == 0 else []))
+        total = len(examples) * (len(labelled) * replicates + len(endpoints))
+        bar = tqdm(total=total, initial=len(run_dir.records()), desc="bench", file=sys.stderr)
+        seen = {"correct": 0, "n": 0, "tokens": 0}
+
+        def on_record(record: Record) -> None:
+            seen["n"] += 1
+            seen["correct"] += int(record.correct)
+            seen["tokens"] += record.total_tokens
+            bar.update(1)
+            bar.set_postfix(acc=f"{seen['correct'] / seen['n']:.0%}", tokens=seen["tokens"])
+
+        gate = asyncio.Semaphore(options.concurrency)
+
+        async def evaluate(batch: Sequence[Example]) -> None:
+            for replicate, systems in enumerate(systems_by_replicate):
+                await run_bench(
+                    task,
+                    batch,
+                    systems,
+                    run_dir,
+                    on_record=on_record,
+                    replicate=replicate,
+                    gate=gate,
+                )
+
+        if bank is None:
+            await evaluate(examples)
+        else:
+            # A question's strategies start as soon as its paths are in the bank, so their
+            # narrower calls fill the sequence slots that wide bank draws leave idle.
+            bank_bar = tqdm(total=len(examples), desc="sample bank", file=sys.stderr)
+            async with asyncio.TaskGroup() as group:
+
+                def drawn(example: Example) -> None:
+                    bank_bar.update(1)
+                    group.create_task(evaluate([example]))
+
+                await build_bank(
+                    task,
+                    examples,
+                    backend,
+                    bank,
+                    size=options.bank_size,
+                    max_tokens=options.max_tokens,
+                    concurrency=options.bank_concurrency or options.concurrency,
+                    on_done=drawn,
+                )
+            bank_bar.close()
         bar.close()
     finally:
         await registry.aclose()
