@@ -242,7 +242,9 @@ async def test_a_short_request_backfills_past_a_wide_one(tiny_backend: EmbeddedB
     overlong = tiny_backend.stream(
         request(n=2, temperature=0.5, max_tokens=400, ignore_eos=True, seed=9)
     )
+    backfilled = engine.stats.backfilled
     result = await short
+    assert engine.stats.backfilled == backfilled + 1
     assert result.choices[0].completion_tokens > 0
     load = engine.load()
     # The long request is still running; the overlong one would have held the head's slots

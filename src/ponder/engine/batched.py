@@ -39,6 +39,7 @@ class EngineStats:
     prompt_tokens: int = 0  # prompt tokens evaluated
     decode_seconds: float = 0.0  # time inside llama_decode
     sample_seconds: float = 0.0  # time sampling, detokenizing and matching stops
+    backfilled: int = 0  # jobs started ahead of an older queued job
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,8 @@ class BatchedEngine:
             backfill=self.model.config.backfill,
         )
         jobs = [self._waiting[i] for i in chosen]
+        # Indices come back in order, so a job that skipped an older one sits past its index.
+        self.stats.backfilled += sum(1 for k, i in enumerate(chosen) if i != k)
         taken = set(chosen)
         self._waiting = collections.deque(
             job for i, job in enumerate(self._waiting) if i not in taken

@@ -46,6 +46,7 @@ _STATS = (
     ("prompt_tokens", "ponder_engine_prompt_tokens", "Prompt tokens evaluated."),
     ("decode_seconds", "ponder_engine_decode_seconds", "Time inside llama_decode."),
     ("sample_seconds", "ponder_engine_sample_seconds", "Time sampling and matching stops."),
+    ("backfilled", "ponder_engine_backfilled", "Jobs started ahead of an older queued job."),
 )
 
 
