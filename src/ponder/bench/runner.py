@@ -274,16 +274,41 @@ async def run_bench(
     concurrency: int = 4,
     on_record: Callable[[Record], None] | None = None,
     replicate: int = 0,
-    gate: asyncio.Semaphore | None = None,
 ) -> list[Record]:
-    """Run every system on every example not already recorded; return all records.
+    """Run every system on every example not already recorded; return all records."""
+    await run_pending(
+        task,
+        examples,
+        systems,
+        run_dir,
+        done=recorded(run_dir.records()),
+        gate=asyncio.Semaphore(concurrency),
+        on_record=on_record,
+        replicate=replicate,
+    )
+    return run_dir.records()
 
-    ``gate`` bounds the (system, example) pairs in flight; pass one to share the bound between
-    calls, else ``concurrency`` makes one for this call.
-    """
-    done = {(r.system, r.example_id, r.replicate) for r in run_dir.records()}
+
+def recorded(records: Sequence[Record]) -> set[tuple[str, str, int]]:
+    """The (system, example, replicate) triples already run."""
+    return {(r.system, r.example_id, r.replicate) for r in records}
+
+
+async def run_pending(
+    task: Task,
+    examples: Sequence[Example],
+    systems: Sequence[System],
+    run_dir: RunDir,
+    *,
+    done: set[tuple[str, str, int]],
+    gate: asyncio.Semaphore,
+    on_record: Callable[[Record], None] | None = None,
+    replicate: int = 0,
+) -> None:
+    """Run every system on every example whose triple is not in ``done``, at most ``gate``
+    pairs at a time; callers that run a benchmark in pieces share one gate and one ``done``
+    read from the run directory once."""
     pending = [(s, e) for e in examples for s in systems if (s.name, e.id, replicate) not in done]
-    gate = gate or asyncio.Semaphore(concurrency)
 
     async def one(system: System, example: Example) -> None:
         async with gate:
@@ -317,4 +342,3 @@ async def run_bench(
     async with asyncio.TaskGroup() as group:
         for system, example in pending:
             group.create_task(one(system, example))
-    return run_dir.records()

@@ -24,7 +24,9 @@ from ponder.bench.runner import (
     System,
     build_bank,
     parse_systems,
+    recorded,
     run_bench,
+    run_pending,
 )
 from ponder.bench.tasks import Example, load_task
 from ponder.config import PonderConfig
@@ -126,7 +128,9 @@ async def run_session(
             ]
             systems_by_replicate.append(systems + (endpoints if replicate == 0 else []))
         total = len(examples) * (len(labelled) * replicates + len(endpoints))
-        bar = tqdm(total=total, initial=len(run_dir.records()), desc="bench", file=sys.stderr)
+        finished = run_dir.records()
+        done = recorded(finished)
+        bar = tqdm(total=total, initial=len(finished), desc="bench", file=sys.stderr)
         seen = {"correct": 0, "n": 0, "tokens": 0}
 
         def on_record(record: Record) -> None:
@@ -140,14 +144,15 @@ async def run_session(
 
         async def evaluate(batch: Sequence[Example]) -> None:
             for replicate, systems in enumerate(systems_by_replicate):
-                await run_bench(
+                await run_pending(
                     task,
                     batch,
                     systems,
                     run_dir,
+                    done=done,
+                    gate=gate,
                     on_record=on_record,
                     replicate=replicate,
-                    gate=gate,
                 )
 
         if bank is None:
