@@ -9,6 +9,7 @@ from ponder.errors import InvalidRequestError
 from ponder.reasoning.auto import Auto, AutoParams
 from ponder.reasoning.base import RunContext
 from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung, builtin_profile
+from ponder.reasoning.program_aided import PAL_SYSTEM
 from ponder.reasoning.trace import Trace, TracingBackend
 from ponder.types import GenerationRequest
 from tests.strategy_helpers import ask, solution
@@ -119,6 +120,65 @@ async def test_a_budget_too_small_for_one_answer_is_refused() -> None:
     with pytest.raises(InvalidRequestError, match="single answer"):
         await run_auto(backend, budget_tokens=50)
     assert backend.calls == []
+
+
+PROGRAM_FIRST = AutoProfile(
+    efforts={
+        "test": EffortProfile(
+            first_pass="program",
+            accept_confidence=2.0,
+            ladder=(Rung(kind="vote", window=2, max_n=4),),
+            max_tokens=256,
+            top_logprobs=2,
+        )
+    }
+)
+
+
+def program_then_paths(program: str, program_logprob: float) -> ScriptedBackend:
+    """Programs for the program prompt; unsure chain-of-thought paths answering 9 otherwise."""
+
+    def reply(request: GenerationRequest, index: int) -> Reply:
+        if request.messages[0].content == PAL_SYSTEM:
+            return Reply(f"```python\n{program}\n```", [program_logprob] * 12)
+        return unsure(9)
+
+    return ScriptedBackend(reply)
+
+
+async def run_program_first(backend: ScriptedBackend):  # type: ignore[no-untyped-def]
+    trace = Trace("auto")
+    ctx = RunContext(backend=TracingBackend(backend, trace), trace=trace)
+    return await Auto(PROGRAM_FIRST).run(ctx, ask(), AutoParams(effort="test"))
+
+
+async def test_a_confident_program_first_pass_is_run_and_accepted() -> None:
+    backend = program_then_paths("print(3 + 4)", -0.001)
+    result = await run_program_first(backend)
+    assert result.answer == "7"  # what the program printed when it ran in the sandbox
+    assert result.details["first_pass"] == "program"
+    assert result.details["stop"] == "confident first pass"
+    (call,) = backend.calls
+    assert call.messages[0].content == PAL_SYSTEM
+    assert call.n == 1 and call.sampling.temperature == 0.0 and call.sampling.top_logprobs == 2
+
+
+async def test_a_program_that_fails_climbs_even_when_confident() -> None:
+    backend = program_then_paths("raise SystemExit(1)", -0.001)
+    result = await run_program_first(backend)
+    assert result.details["rungs"] == ["first", "vote"]
+    assert result.answer == "9"  # the failed program cast no vote; the paths decided
+    assert [c.n for c in backend.calls] == [1, 2, 2]
+
+
+async def test_an_unsure_program_joins_the_vote_it_escalates_to() -> None:
+    backend = program_then_paths("print(9)", -0.7)
+    result = await run_program_first(backend)
+    # The program's 9 and a window of two agreeing paths: Beta(4, 1) gives 15/16 < 0.95, so a
+    # second window is drawn and five agreeing votes settle it.
+    assert result.details["rungs"] == ["first", "vote"]
+    assert result.details["votes"] == {"9": 5.0}
+    assert result.answer == "9"
 
 
 def test_shipped_profile_loads_with_every_effort() -> None:

@@ -39,7 +39,14 @@ async def test_calibration_fits_the_threshold_between_sure_and_unsure_and_runs_o
     backend = ScriptedBackend(model)
     bank = SampleBank(tmp_path / "bank.jsonl")
     result = await calibrate(
-        Gsm8k(), EXAMPLES, backend, bank, bank_size=4, replicates=2, max_tokens=64
+        Gsm8k(),
+        EXAMPLES,
+        backend,
+        bank,
+        bank_size=4,
+        replicates=2,
+        max_tokens=64,
+        first_passes=("cot",),
     )
     profile = result.profile
     first = result.first_pass
@@ -78,8 +85,33 @@ async def test_calibration_fits_the_threshold_between_sure_and_unsure_and_runs_o
     assert len(backend.calls) == calls
 
 
+async def test_a_program_first_pass_is_chosen_where_programs_are_right_and_cheap(
+    tmp_path: Path,
+) -> None:
+    backend = ScriptedBackend(model)
+    result = await calibrate(
+        Gsm8k(),
+        EXAMPLES,
+        backend,
+        SampleBank(tmp_path / "bank.jsonl"),
+        bank_size=4,
+        replicates=2,
+        max_tokens=64,
+    )
+    assert result.first_passes["cot"].accuracy == 0.5
+    assert result.first_passes["program"].accuracy == 1.0
+    # The greedy program alone (its longer prompt included) fits inside minimal's allowance
+    # and beats every chain-of-thought candidate there.
+    minimal = result.profile.efforts["minimal"]
+    assert minimal.first_pass == "program"
+    chosen = result.profile.calibration["chosen"]
+    assert isinstance(chosen, dict) and chosen["minimal"]["accuracy"] == 1.0
+    assert chosen["minimal"]["mean_total_tokens"] <= 1.3 * result.first_pass.tokens
+
+
 def test_candidate_grid_respects_the_bank() -> None:
-    grid = candidates([0.5, 1.0, 2.0, 3.0], bank_size=4, max_tokens=64)
+    grid = candidates({"cot": [0.5, 1.0, 2.0, 3.0], "program": [1.0]}, bank_size=4, max_tokens=64)
+    assert {c.first_pass for c in grid} == {"cot", "program"}
     assert all(r.max_n <= 4 for c in grid for r in c.ladder if r.kind == "vote")
     assert any(not c.ladder for c in grid) and any(c.ladder for c in grid)
     assert AutoProfile(efforts={"x": grid[0]}).effort("x") == grid[0]

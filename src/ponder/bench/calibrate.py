@@ -2,15 +2,16 @@
 
 1. **Draw once.** A sample bank on the calibration questions holds the chain-of-thought paths
    the vote rungs ask for. Running the widest candidate once through the bank, with the live
-   model behind it, adds the greedy first pass and the program-aided solutions. From then on
-   nothing calls a model.
-2. **Score every candidate offline.** Each candidate effort profile from a grid (acceptance
-   threshold on the first pass's token confidence, the ladder, the stopping probability) is
-   scored by running the real ``auto`` controller over the bank, in several path orderings:
-   accuracy and exact mean tokens per question.
-3. **Pick per effort level.** Each level allows a multiple of the greedy first pass's mean
-   tokens on the same questions; the most accurate candidate that fits is kept, the cheaper on
-   ties. The profile records the split, the command and every chosen candidate's scores.
+   model behind it, once per kind of first pass, adds the greedy first passes (a chain of
+   thought, a program) and the program-aided solutions. From then on nothing calls a model.
+2. **Score every candidate offline.** Each candidate effort profile from a grid (the kind of
+   first pass, an acceptance threshold on its token confidence, the ladder, the stopping
+   probability) is scored by running the real ``auto`` controller over the bank, in several
+   path orderings: accuracy and exact mean tokens per question.
+3. **Pick per effort level.** Each level allows a multiple of the greedy chain of thought's
+   mean tokens on the same questions; the most accurate candidate that fits is kept, the
+   cheaper on ties. The profile records the split, the command and every chosen candidate's
+   scores.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ponder.bench.runner import build_bank
 from ponder.bench.tasks import Example, Task
 from ponder.reasoning.auto import AutoParams
 from ponder.reasoning.base import Services, StrategyResult
-from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung
+from ponder.reasoning.profile import AutoProfile, EffortProfile, FirstPass, Rung
 from ponder.reasoning.runner import StrategySpec, run_strategy
 from ponder.sandbox import RunResult, SandboxLimits, run_python
 from ponder.types import GenerationRequest, SamplingParams
@@ -43,6 +44,7 @@ DEFAULT_ALLOWANCES: Mapping[str, float | None] = {
     "xhigh": None,
 }
 NEVER = 1000.0  # an acceptance threshold no first pass reaches
+FIRST_PASSES: tuple[FirstPass, ...] = ("cot", "program")
 
 
 class ProgramMemo:
@@ -67,7 +69,8 @@ class Score:
 @dataclass(slots=True)
 class Calibration:
     profile: AutoProfile
-    first_pass: Score
+    first_pass: Score  # the greedy chain of thought alone: the unit of every allowance
+    first_passes: dict[str, Score] = field(default_factory=dict)  # each kind of first pass alone
     scores: list[tuple[EffortProfile, Score]] = field(default_factory=list)
 
 
@@ -85,29 +88,32 @@ def ladders(bank_size: int) -> list[tuple[Rung, ...]]:
 
 
 def candidates(
-    confidences: Sequence[float], bank_size: int, max_tokens: int
+    confidences: Mapping[FirstPass, Sequence[float]], bank_size: int, max_tokens: int
 ) -> list[EffortProfile]:
-    """Acceptance thresholds at quantiles of the first-pass confidences, times ladders."""
-    ordered = sorted(confidences)
-    quantiles = {0.0, NEVER}
-    for q in (0.1, 0.25, 0.5, 0.75, 0.9):
-        quantiles.add(round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4))
+    """Per kind of first pass: acceptance thresholds at quantiles of its confidences on the
+    calibration questions, times ladders."""
     out = []
-    for accept, ladder, stop in itertools.product(
-        sorted(quantiles), ladders(bank_size), (0.9, 0.95)
-    ):
-        if not ladder and stop != 0.9:
-            continue  # the stopping rule only matters on a ladder
-        if accept == 0.0 and ladder:
-            continue  # everything extracted is accepted: only failed extractions climb
-        out.append(
-            EffortProfile(
-                accept_confidence=accept,
-                stop_probability=stop,
-                ladder=ladder,
-                max_tokens=max_tokens,
+    for first, values in confidences.items():
+        ordered = sorted(values)
+        quantiles = {0.0, NEVER}
+        for q in (0.1, 0.25, 0.5, 0.75, 0.9):
+            quantiles.add(round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4))
+        for accept, ladder, stop in itertools.product(
+            sorted(quantiles), ladders(bank_size), (0.9, 0.95)
+        ):
+            if not ladder and stop != 0.9:
+                continue  # the stopping rule only matters on a ladder
+            if accept == 0.0 and ladder:
+                continue  # everything extracted is accepted: only failed extractions climb
+            out.append(
+                EffortProfile(
+                    first_pass=first,
+                    accept_confidence=accept,
+                    stop_probability=stop,
+                    ladder=ladder,
+                    max_tokens=max_tokens,
+                )
             )
-        )
     return out
 
 
@@ -164,6 +170,7 @@ async def calibrate(
     replicates: int = 4,
     max_tokens: int = 512,
     concurrency: int = 4,
+    first_passes: Sequence[FirstPass] = FIRST_PASSES,
     allowances: Mapping[str, float | None] = DEFAULT_ALLOWANCES,
     metadata: Mapping[str, Any] | None = None,
     on_step: Callable[[str], None] | None = None,
@@ -179,23 +186,38 @@ async def calibrate(
         max_tokens=max_tokens,
         concurrency=concurrency,
     )
+    if "cot" not in first_passes:
+        raise ValueError("the chain-of-thought first pass is the unit of every allowance")
     memo = ProgramMemo()
-    widest = EffortProfile(
-        accept_confidence=NEVER,
-        stop_probability=0.9999,
-        ladder=(Rung(kind="vote", window=4, max_n=bank_size), Rung(kind="program", n=4)),
-        max_tokens=max_tokens,
-    )
     say("first passes and programs (live once, then from the bank)")
-    await score(
-        widest, task, examples, bank, replicates=1, max_tokens=max_tokens, memo=memo, live=backend
-    )
-    # The greedy first pass alone: the unit every allowance is measured in.
-    alone = EffortProfile(accept_confidence=0.0, max_tokens=max_tokens)
-    first, runs = await score(
-        alone, task, examples, bank, replicates=1, max_tokens=max_tokens, memo=memo
-    )
-    grid = candidates([float(r["first_confidence"]) for r in runs], bank_size, max_tokens)
+    for kind in first_passes:
+        widest = EffortProfile(
+            first_pass=kind,
+            accept_confidence=NEVER,
+            stop_probability=0.9999,
+            ladder=(Rung(kind="vote", window=4, max_n=bank_size), Rung(kind="program", n=4)),
+            max_tokens=max_tokens,
+        )
+        await score(
+            widest,
+            task,
+            examples,
+            bank,
+            replicates=1,
+            max_tokens=max_tokens,
+            memo=memo,
+            live=backend,
+        )
+    firsts: dict[str, Score] = {}
+    confidences: dict[FirstPass, list[float]] = {}
+    for kind in first_passes:
+        alone = EffortProfile(first_pass=kind, accept_confidence=0.0, max_tokens=max_tokens)
+        firsts[kind], runs = await score(
+            alone, task, examples, bank, replicates=1, max_tokens=max_tokens, memo=memo
+        )
+        confidences[kind] = [float(r["first_confidence"]) for r in runs]
+    first = firsts["cot"]
+    grid = candidates(confidences, bank_size, max_tokens)
     say(f"scoring {len(grid)} candidates x {replicates} orderings offline")
     scored = []
     for effort in grid:
@@ -231,8 +253,15 @@ async def calibrate(
                 "accuracy": round(first.accuracy, 4),
                 "mean_total_tokens": round(first.tokens, 1),
             },
+            "first_passes_alone": {
+                kind: {
+                    "accuracy": round(s.accuracy, 4),
+                    "mean_total_tokens": round(s.tokens, 1),
+                }
+                for kind, s in firsts.items()
+            },
             "chosen": chosen,
         },
         efforts=efforts,
     )
-    return Calibration(profile=profile, first_pass=first, scores=scored)
+    return Calibration(profile=profile, first_pass=first, first_passes=firsts, scores=scored)

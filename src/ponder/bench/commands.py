@@ -204,6 +204,15 @@ def bench_report(run_dir: str, prices: str | None) -> None:
 @click.option("--max-tokens", type=int, default=512, show_default=True, help="Per inner call.")
 @click.option("--concurrency", type=int, default=4, show_default=True)
 @click.option(
+    "--first-pass",
+    "first_passes",
+    type=click.Choice(["cot", "program"]),
+    multiple=True,
+    default=("cot", "program"),
+    show_default=True,
+    help="Kinds of first pass to try (repeat the option); cot is always the allowance unit.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False),
     required=True,
@@ -238,6 +247,7 @@ def calibrate(config: PonderConfig, /, **opts: Any) -> None:
                 replicates=opts["replicates"],
                 max_tokens=opts["max_tokens"],
                 concurrency=opts["concurrency"],
+                first_passes=tuple(dict.fromkeys(("cot", *opts["first_passes"]))),
                 metadata={
                     "model": name,
                     "data": data.name,
@@ -257,14 +267,16 @@ def calibrate(config: PonderConfig, /, **opts: Any) -> None:
     Path(opts["out"]).write_text(
         json.dumps(result.profile.model_dump(mode="json"), indent=2) + "\n"
     )
-    first = result.first_pass
-    click.echo(
-        f"first pass alone: {first.accuracy:.1%} at {first.tokens:.0f} tokens/question "
-        f"on {len(examples)} questions"
-    )
+    for kind, first in result.first_passes.items():
+        click.echo(
+            f"{kind} first pass alone: {first.accuracy:.1%} at {first.tokens:.0f} "
+            f"tokens/question on {len(examples)} questions"
+        )
     for level, row in result.profile.calibration["chosen"].items():
+        effort = result.profile.efforts[level]
+        steps = [f"{effort.first_pass} first pass", *(r.kind for r in effort.ladder)]
         click.echo(
             f"{level:>8}: {row['accuracy']:.1%} at {row['mean_total_tokens']:.0f} tokens/question"
-            f" ({' -> '.join(r.kind for r in result.profile.efforts[level].ladder) or 'first pass'})"
+            f" ({' -> '.join(steps)})"
         )
     click.echo(f"profile: {opts['out']}")

@@ -1,7 +1,8 @@
 """``auto``: answer easy questions in one pass, climb a ladder only where it pays.
 
-1. First pass: one greedy chain of thought with top-k logprobs. Its answer is accepted at
-   once if it was extracted and its token confidence reaches the profile's threshold.
+1. First pass: one greedy chain of thought, or one greedy program that runs in the sandbox
+   (the profile's ``first_pass``), with top-k logprobs. Its answer is accepted at once if it
+   was extracted and its token confidence reaches the profile's threshold.
 2. Otherwise climb the profile's ladder: more sampled paths in windows until a Beta test
    says the vote is settled (``vote``), program-aided solutions that join the vote
    (``program``), then a stronger model or provider (``escalate``), routed and policy-checked
@@ -18,16 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import numpy as np
 from pydantic import Field
 
 from ponder.errors import InvalidRequestError
 from ponder.reasoning.adaptive_consistency import beta_stop_probability
 from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
-from ponder.reasoning.confidence_vote import token_confidence
+from ponder.reasoning.confidence_vote import mean_confidence
 from ponder.reasoning.cot import COT_SYSTEM
 from ponder.reasoning.paths import Path, sample_paths
 from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung, builtin_profile
+from ponder.reasoning.program_aided import PAL_SYSTEM, ProgramAided, ProgramAidedParams
 from ponder.reasoning.voting import weighted_vote
 from ponder.types import GenerationRequest
 
@@ -82,12 +83,6 @@ class Budget:
         return 0, 0
 
 
-def path_confidence(path: Path) -> float:
-    if not path.logprobs:
-        return 0.0
-    return float(np.mean([token_confidence(t) for t in path.logprobs]))
-
-
 @dataclass(slots=True)
 class _Votes:
     """The answers gathered so far, their weights, and a worked text for each answer."""
@@ -134,23 +129,14 @@ class Auto:
 
         # A first pass the budget cannot pay for is refused before anything is spent. The
         # prompt's length in characters bounds its token count from above.
-        prompt_bound = sum(len(m.content) for m in request.messages) + len(COT_SYSTEM) + 64
+        system = PAL_SYSTEM if effort.first_pass == "program" else COT_SYSTEM
+        prompt_bound = sum(len(m.content) for m in request.messages) + len(system) + 64
         width, tokens = budget.largest(0, 0, prompt_bound, 1, effort.max_tokens)
         if width == 0:
             raise InvalidRequestError(
                 "the budget cannot pay for a single answer", param="ponder.budget_tokens"
             )
-        first_params = params.model_copy(update={"max_tokens": tokens})
-        (first,) = await sample_paths(
-            ctx,
-            request,
-            first_params,
-            n=1,
-            temperature=0.0,
-            top_logprobs=effort.top_logprobs,
-            label="first pass",
-        )
-        confidence = path_confidence(first)
+        first, confidence = await self._first_pass(ctx, request, params, effort, tokens)
         prompt_tokens = ctx.trace.calls[-1].usage.prompt_tokens
         votes.add(first)
         ctx.trace.note("first", answer=first.answer, confidence=round(confidence, 4))
@@ -180,11 +166,51 @@ class Auto:
                 "rungs": votes.rungs,
                 "stop": stop_reason,
                 "votes": vote.tally,
+                "first_pass": effort.first_pass,
                 "first_confidence": round(confidence, 4),
                 "effort": params.effort,
             },
             shown_tokens=chosen.completion_tokens,
         )
+
+    async def _first_pass(
+        self,
+        ctx: RunContext,
+        request: GenerationRequest,
+        params: AutoParams,
+        effort: EffortProfile,
+        max_tokens: int,
+    ) -> tuple[Path, float]:
+        """One greedy answer and its token confidence."""
+        if effort.first_pass == "program":
+            pal = await ProgramAided().run(
+                ctx,
+                request,
+                ProgramAidedParams(
+                    n=1,
+                    max_tokens=max_tokens,
+                    answer_format=params.answer_format,
+                    top_logprobs=effort.top_logprobs,
+                ),
+            )
+            path = Path(
+                index=0,
+                text=pal.text,
+                answer=pal.answer,
+                completion_tokens=pal.shown_tokens or 0,
+                finish_reason=pal.details["finish_reasons"][0],
+            )
+            return path, float(pal.details["confidences"][0])
+        (path,) = await sample_paths(
+            ctx,
+            request,
+            params.model_copy(update={"max_tokens": max_tokens}),
+            n=1,
+            temperature=0.0,
+            top_logprobs=effort.top_logprobs,
+            label="first pass",
+        )
+        return path, mean_confidence(path.logprobs)
 
     async def _climb(
         self,
@@ -228,8 +254,6 @@ class Auto:
                     return True, "vote settled"
             return False, ""
         if rung.kind == "program":
-            from ponder.reasoning.program_aided import ProgramAided, ProgramAidedParams
-
             # The program prompt is longer than the chain-of-thought one; bound it generously.
             width, tokens = budget.largest(
                 *spent(), prompt_tokens + 128, rung.n, min(effort.max_tokens, 512)

@@ -42,6 +42,13 @@ def token_confidence(entry: TokenLogprob) -> float:
     return -float(np.mean(values))
 
 
+def mean_confidence(logprobs: Sequence[TokenLogprob] | None) -> float:
+    """Mean token confidence over a whole path (0 when the path carries no logprobs)."""
+    if not logprobs:
+        return 0.0
+    return float(np.mean([token_confidence(e) for e in logprobs]))
+
+
 def lowest_group_confidence(logprobs: Sequence[TokenLogprob] | None, window: int) -> float:
     """Minimum over sliding windows of the mean token confidence (whole path if shorter)."""
     if not logprobs:

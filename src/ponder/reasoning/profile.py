@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ponder.errors import ConfigError
 
 Effort = Literal["minimal", "low", "medium", "high", "xhigh"]
+FirstPass = Literal["cot", "program"]
 
 
 class Rung(BaseModel):
@@ -37,6 +38,9 @@ class Rung(BaseModel):
 class EffortProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # What answers first: one greedy chain of thought, or one greedy program (for code
+    # models that compute more reliably than they reason in prose).
+    first_pass: FirstPass = "cot"
     # Accept the first pass outright when its answer was extracted and its confidence
     # (mean negative top-k logprob, DeepConf's token confidence) reaches this.
     accept_confidence: float = Field(default=float("inf"), ge=0.0)

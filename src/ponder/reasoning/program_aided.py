@@ -12,6 +12,7 @@ from pydantic import Field
 
 from ponder.reasoning.answers import extract_answer
 from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
+from ponder.reasoning.confidence_vote import mean_confidence
 from ponder.reasoning.paths import question_of
 from ponder.reasoning.voting import majority_vote
 from ponder.sandbox import SandboxLimits
@@ -28,6 +29,9 @@ _CODE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 class ProgramAidedParams(StrategyParams):
     n: int = Field(default=4, ge=1, le=64)
     timeout_seconds: float = Field(default=5.0, gt=0.0, le=60.0)
+    # >0: ask for token logprobs, so that callers (auto's program first pass) can read each
+    # program's token confidence in details["confidences"].
+    top_logprobs: int = Field(default=0, ge=0, le=20)
 
 
 def extract_code(text: str) -> str | None:
@@ -50,8 +54,8 @@ class ProgramAided:
             if params.temperature is not None
             else (0.0 if params.n == 1 else 0.7),
             max_tokens=params.max_tokens or request.sampling.max_tokens or 512,
-            logprobs=False,
-            top_logprobs=0,
+            logprobs=params.top_logprobs > 0,
+            top_logprobs=params.top_logprobs,
         )
         sub = request.replace(
             messages=(Message("system", PAL_SYSTEM), *request.messages),
@@ -104,6 +108,8 @@ class ProgramAided:
                 "executed": sum(a is not None for a in answers),
                 "answers": answers,
                 "programs": len(programs),
+                "confidences": [mean_confidence(c.logprobs) for c in completion.choices],
+                "finish_reasons": [c.finish_reason for c in completion.choices],
             },
             shown_tokens=choice.completion_tokens,
         )
