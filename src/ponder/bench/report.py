@@ -6,10 +6,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ponder.bench.runner import Record
+
+if TYPE_CHECKING:  # matplotlib is imported only when a plot is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.transforms import Bbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +174,41 @@ def pareto_front(summaries: Sequence[Summary]) -> list[Summary]:
     return sorted(front, key=lambda s: s.total_tokens)
 
 
+# Where a label may sit relative to its point, in points, tried in this order.
+LABEL_OFFSETS = ((5, 5), (5, -12), (-5, 5), (-5, -12), (5, 16), (5, -23), (-5, 16), (-5, -23))
+
+
+def place_labels(fig: Figure, ax: Axes, summaries: Sequence[Summary]) -> None:
+    """Label each point, at the first offset whose text box overlaps no label placed before.
+
+    Rows at the same point (cot and auto minimal, say) share one label. The axes limits are
+    fixed first, since a label's box on screen depends on them."""
+    points: dict[tuple[int, float], list[str]] = {}
+    for s in summaries:
+        marker = "" if s.usage_complete else " *"
+        points.setdefault((round(s.total_tokens), round(s.accuracy * 100, 1)), []).append(
+            s.system + marker
+        )
+    fig.canvas.draw()
+    placed: list[Bbox] = []
+    for (tokens, accuracy), names in sorted(points.items()):
+        for dx, dy in LABEL_OFFSETS:
+            label = ax.annotate(
+                " = ".join(names),
+                (tokens, accuracy),
+                textcoords="offset points",
+                xytext=(dx, dy),
+                ha="left" if dx > 0 else "right",
+                fontsize=8,
+            )
+            box = label.get_window_extent()
+            if not any(box.overlaps(other) for other in placed):
+                break
+            if (dx, dy) != LABEL_OFFSETS[-1]:
+                label.remove()  # the last offset stays, overlapping, rather than no label
+        placed.append(box)
+
+
 def plot_accuracy_vs_tokens(summaries: Sequence[Summary], path: Path, title: str = "") -> Path:
     """Accuracy (with its 95% interval) against mean total tokens per question, log x-axis,
     with the Pareto frontier drawn through the systems it contains."""
@@ -185,24 +226,6 @@ def plot_accuracy_vs_tokens(summaries: Sequence[Summary], path: Path, title: str
             fmt="o",
             capsize=3,
             alpha=0.85,
-        )
-    # Rows at the same point (cot and auto minimal, say) share one label; labels at the same
-    # accuracy are staggered so that neighbours on a log axis stay readable.
-    points: dict[tuple[int, float], list[str]] = {}
-    for s in summaries:
-        marker = "" if s.usage_complete else " *"
-        points.setdefault((round(s.total_tokens), round(s.accuracy * 100, 1)), []).append(
-            s.system + marker
-        )
-    level: dict[float, int] = {}
-    for (tokens, accuracy), names in sorted(points.items()):
-        k = level[accuracy] = level.get(accuracy, -1) + 1
-        ax.annotate(
-            " = ".join(names),
-            (tokens, accuracy),
-            textcoords="offset points",
-            xytext=(5, (5, -12, 15, -22)[k % 4]),
-            fontsize=8,
         )
     # One strategy at several settings (self-consistency at n=4/8/16, auto at each effort)
     # is drawn as a curve: what buying more of it returns.
@@ -236,6 +259,7 @@ def plot_accuracy_vs_tokens(summaries: Sequence[Summary], path: Path, title: str
     ax.set_ylabel("accuracy (%) with 95% bootstrap interval")
     ax.set_title(title or "Accuracy against tokens")
     ax.grid(True, which="both", alpha=0.3)
+    place_labels(fig, ax, summaries)
     if any(not s.usage_complete for s in summaries):
         fig.text(0.01, 0.01, "* usage under-reported by the system", fontsize=7)
     fig.tight_layout()
