@@ -15,6 +15,7 @@ from ponder.bench.runner import Record
 if TYPE_CHECKING:  # matplotlib is imported only when a plot is drawn
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Annotation
     from matplotlib.transforms import Bbox
 
 
@@ -175,37 +176,59 @@ def pareto_front(summaries: Sequence[Summary]) -> list[Summary]:
 
 
 # Where a label may sit relative to its point, in points, tried in this order.
-LABEL_OFFSETS = ((5, 5), (5, -12), (-5, 5), (-5, -12), (5, 16), (5, -23), (-5, 16), (-5, -23))
+LABEL_OFFSETS = ((5, 5), (5, -12), (5, 16), (5, -23), (-5, 5), (-5, -12), (-5, 16), (-5, -23))
+
+
+def _label(ax: Axes, text: str, point: tuple[float, float], offset: tuple[int, int]) -> Annotation:
+    return ax.annotate(
+        text,
+        point,
+        textcoords="offset points",
+        xytext=offset,
+        ha="left" if offset[0] > 0 else "right",
+        fontsize=8,
+        # A faint leader line ties each label to its point when neighbours crowd it.
+        arrowprops={"arrowstyle": "-", "linewidth": 0.5, "alpha": 0.5, "shrinkA": 0},
+    )
 
 
 def place_labels(fig: Figure, ax: Axes, summaries: Sequence[Summary]) -> None:
-    """Label each point, at the first offset whose text box overlaps no label placed before.
+    """Label each point at the first offset whose text box stays inside the axes and overlaps
+    no marker and no label placed before; where none does, at the one that overlaps least.
 
-    Rows at the same point (cot and auto minimal, say) share one label. The axes limits are
-    fixed first, since a label's box on screen depends on them."""
+    Rows at the same point (cot and auto minimal, say) share one label. The layout is fixed
+    first, since a label's box on screen depends on it."""
+    from matplotlib.transforms import Bbox
+
     points: dict[tuple[int, float], list[str]] = {}
     for s in summaries:
         marker = "" if s.usage_complete else " *"
         points.setdefault((round(s.total_tokens), round(s.accuracy * 100, 1)), []).append(
             s.system + marker
         )
+    fig.tight_layout()
     fig.canvas.draw()
+    inside = ax.get_window_extent()
+    # Labels keep clear of every point's marker too, so none reads as a neighbour's.
     placed: list[Bbox] = []
-    for (tokens, accuracy), names in sorted(points.items()):
-        for dx, dy in LABEL_OFFSETS:
-            label = ax.annotate(
-                " = ".join(names),
-                (tokens, accuracy),
-                textcoords="offset points",
-                xytext=(dx, dy),
-                ha="left" if dx > 0 else "right",
-                fontsize=8,
-            )
+    for tokens, accuracy in points:
+        x, y = ax.transData.transform((tokens, accuracy))
+        placed.append(Bbox.from_extents(x - 4, y - 4, x + 4, y + 4))
+    for point, names in sorted(points.items()):
+        text = " = ".join(names)
+        tried: list[tuple[int, int, Bbox]] = []
+        for offset in LABEL_OFFSETS:
+            label = _label(ax, text, point, offset)
             box = label.get_window_extent()
-            if not any(box.overlaps(other) for other in placed):
+            label.remove()
+            clashes = sum(box.overlaps(other) for other in placed)
+            if not (inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)):
+                clashes += 1
+            tried.append((clashes, len(tried), box))
+            if clashes == 0:
                 break
-            if (dx, dy) != LABEL_OFFSETS[-1]:
-                label.remove()  # the last offset stays, overlapping, rather than no label
+        _, best, box = min(tried, key=lambda t: (t[0], t[1]))
+        _label(ax, text, point, LABEL_OFFSETS[best])
         placed.append(box)
 
 
