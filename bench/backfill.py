@@ -49,6 +49,10 @@ class Outcome:
     def tps(self) -> float:
         return self.tokens / self.makespan_s
 
+    @property
+    def shorts_mean_s(self) -> float:
+        return statistics.fmean(self.shorts_s)
+
 
 def request(n: int, tokens: int, seed: int) -> GenerationRequest:
     sampling = SamplingParams(temperature=0.8, seed=seed, max_tokens=tokens, ignore_eos=True)
@@ -135,19 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     for o in outcomes:
         print(
-            f"{o.mode:<9} {o.long_s:7.2f} {o.wide_s:7.2f} {statistics.fmean(o.shorts_s):14.2f}"
+            f"{o.mode:<9} {o.long_s:7.2f} {o.wide_s:7.2f} {o.shorts_mean_s:14.2f}"
             f" {max(o.shorts_s):13.2f} {o.makespan_s:11.2f} {o.tps:7.1f} {o.backfilled:10d}"
         )
     by_mode = {mode: [o for o in outcomes if o.mode == mode] for mode in ("fifo", "backfill")}
 
     def mean(mode: str, value: str) -> float:
-        return statistics.fmean(
-            statistics.fmean(o.shorts_s) if value == "shorts" else float(getattr(o, value))
-            for o in by_mode[mode]
-        )
+        return statistics.fmean(float(getattr(o, value)) for o in by_mode[mode])
 
     print(
-        f"backfill / fifo: shorts' mean finish {mean('backfill', 'shorts') / mean('fifo', 'shorts'):.2f}x,"
+        f"backfill / fifo: shorts' mean finish {mean('backfill', 'shorts_mean_s') / mean('fifo', 'shorts_mean_s'):.2f}x,"
         f" wide finish {mean('backfill', 'wide_s') / mean('fifo', 'wide_s'):.2f}x,"
         f" makespan {mean('backfill', 'makespan_s') / mean('fifo', 'makespan_s'):.2f}x,"
         f" tokens/s {mean('backfill', 'tps') / mean('fifo', 'tps'):.2f}x"

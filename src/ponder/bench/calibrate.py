@@ -69,9 +69,13 @@ class Score:
 @dataclass(slots=True)
 class Calibration:
     profile: AutoProfile
-    first_pass: Score  # the greedy chain of thought alone: the unit of every allowance
-    first_passes: dict[str, Score] = field(default_factory=dict)  # each kind of first pass alone
+    first_passes: dict[str, Score]  # each kind of first pass alone
     scores: list[tuple[EffortProfile, Score]] = field(default_factory=list)
+
+    @property
+    def first_pass(self) -> Score:
+        """The greedy chain of thought alone: the unit of every allowance."""
+        return self.first_passes["cot"]
 
 
 def ladders(bank_size: int) -> list[tuple[Rung, ...]]:
@@ -175,6 +179,8 @@ async def calibrate(
     metadata: Mapping[str, Any] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> Calibration:
+    if "cot" not in first_passes:
+        raise ValueError("the chain-of-thought first pass is the unit of every allowance")
     say = on_step or (lambda line: None)
     say(f"sample bank: {bank_size} paths on {len(examples)} questions")
     await build_bank(
@@ -186,8 +192,6 @@ async def calibrate(
         max_tokens=max_tokens,
         concurrency=concurrency,
     )
-    if "cot" not in first_passes:
-        raise ValueError("the chain-of-thought first pass is the unit of every allowance")
     memo = ProgramMemo()
     say("first passes and programs (live once, then from the bank)")
     for kind in first_passes:
@@ -264,4 +268,4 @@ async def calibrate(
         },
         efforts=efforts,
     )
-    return Calibration(profile=profile, first_pass=first, first_passes=firsts, scores=scored)
+    return Calibration(profile=profile, first_passes=firsts, scores=scored)
