@@ -112,7 +112,7 @@ async def test_money_budget_needs_prices_and_is_respected() -> None:
     with pytest.raises(InvalidRequestError, match="prices"):
         await run_auto(backend, budget_usd=0.01)
     result = await run_auto(backend, budget_usd=0.001, price_prompt=1.0, price_completion=1.0)
-    assert result.usage.total_tokens <= 1000
+    assert result.usage.total_tokens <= 335
 
 
 async def test_a_budget_too_small_for_one_answer_is_refused() -> None:
@@ -179,6 +179,53 @@ async def test_an_unsure_program_joins_the_vote_it_escalates_to() -> None:
     assert result.details["rungs"] == ["first", "vote"]
     assert result.details["votes"] == {"9": 5.0}
     assert result.answer == "9"
+
+
+@pytest.mark.parametrize(("first_weight", "winner"), [(1.0, "9"), (3.0, "7")])
+async def test_the_first_pass_votes_with_its_profile_weight(
+    first_weight: float, winner: str
+) -> None:
+    profile = AutoProfile(
+        efforts={
+            "test": EffortProfile(
+                first_pass="program",
+                first_weight=first_weight,
+                accept_confidence=2.0,
+                ladder=(Rung(kind="vote", window=2, max_n=2),),
+                max_tokens=256,
+            )
+        }
+    )
+    backend = program_then_paths("print(7)", -0.7)  # unsure program: 7; both paths: 9
+    trace = Trace("auto")
+    ctx = RunContext(backend=TracingBackend(backend, trace), trace=trace)
+    result = await Auto(profile).run(ctx, ask(), AutoParams(effort="test"))
+    assert result.details["votes"] == {"7": first_weight, "9": 2.0}
+    assert result.answer == winner
+
+
+async def test_a_one_program_rung_samples_instead_of_repeating_the_first_program() -> None:
+    # A rung of one program, as a tight budget clips a wider one to: program-aided would
+    # decode it greedily and pay for the first program again.
+    profile = AutoProfile(
+        efforts={
+            "test": EffortProfile(
+                first_pass="program",
+                accept_confidence=2.0,
+                ladder=(Rung(kind="program", n=1),),
+                max_tokens=256,
+                top_logprobs=2,
+            )
+        }
+    )
+    backend = program_then_paths("print(9)", -0.7)
+    trace = Trace("auto")
+    ctx = RunContext(backend=TracingBackend(backend, trace), trace=trace)
+    result = await Auto(profile).run(ctx, ask(), AutoParams(effort="test"))
+    assert result.details["rungs"] == ["first", "program"]
+    first, rung = backend.calls
+    assert first.n == 1 and first.sampling.temperature == 0.0
+    assert rung.n == 1 and rung.sampling.temperature == 0.7
 
 
 def test_shipped_profile_loads_with_every_effort() -> None:

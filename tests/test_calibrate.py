@@ -3,6 +3,7 @@ confident, so the fitted thresholds and ladders can be checked against what they
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -11,7 +12,7 @@ from ponder.backends.scripted import Reply, ScriptedBackend
 from ponder.bench.bank import SampleBank
 from ponder.bench.calibrate import ProgramMemo, calibrate, candidates, score
 from ponder.bench.tasks import Example, Gsm8k
-from ponder.reasoning.profile import AutoProfile, load_profile
+from ponder.reasoning.profile import AutoProfile, EffortProfile, load_profile
 from ponder.reasoning.program_aided import PAL_SYSTEM
 from ponder.types import GenerationRequest
 from tests.strategy_helpers import solution
@@ -115,3 +116,53 @@ def test_candidate_grid_respects_the_bank() -> None:
     assert all(r.max_n <= 4 for c in grid for r in c.ladder if r.kind == "vote")
     assert any(not c.ladder for c in grid) and any(c.ladder for c in grid)
     assert AutoProfile(efforts={"x": grid[0]}).effort("x") == grid[0]
+
+
+def test_candidate_grid_weighs_programs_only_where_they_meet_other_votes() -> None:
+    grid = candidates({"cot": [0.5, 1.0], "program": [1.0, 2.0]}, bank_size=4, max_tokens=64)
+    heavy = [
+        c
+        for c in grid
+        if c.first_weight != 1.0 or any(r.weight != 1.0 for r in c.ladder if r.kind == "program")
+    ]
+    assert heavy and all(c.ladder for c in heavy)
+    for c in heavy:
+        weights = {r.weight for r in c.ladder if r.kind == "program"}
+        if c.first_pass == "program":
+            weights.add(c.first_weight)
+        assert weights == {2.0}  # the first program and the rungs' programs weigh alike
+    # A chain-of-thought first pass over vote rungs alone has no program to weigh.
+    assert not any(c.first_pass == "cot" and all(r.kind == "vote" for r in c.ladder) for c in heavy)
+
+
+async def test_a_live_pass_runs_at_most_the_given_questions_at_once(tmp_path: Path) -> None:
+    inner = ScriptedBackend(model)
+    in_flight = {"now": 0, "most": 0}
+
+    class Slow:
+        name = inner.name
+        capabilities = inner.capabilities
+
+        async def generate(self, request: GenerationRequest):  # type: ignore[no-untyped-def]
+            in_flight["now"] += 1
+            in_flight["most"] = max(in_flight["most"], in_flight["now"])
+            await asyncio.sleep(0.01)
+            try:
+                return await inner.generate(request)
+            finally:
+                in_flight["now"] -= 1
+
+    greedy = EffortProfile(first_pass="cot", accept_confidence=0.0, max_tokens=64)
+    result, _ = await score(
+        greedy,
+        Gsm8k(),
+        EXAMPLES,
+        SampleBank(tmp_path / "bank.jsonl"),
+        replicates=1,
+        max_tokens=64,
+        memo=ProgramMemo(),
+        live=Slow(),  # type: ignore[arg-type]
+        concurrency=3,
+    )
+    assert result.accuracy == 0.5 and len(inner.calls) == len(EXAMPLES)
+    assert in_flight["most"] == 3

@@ -23,10 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from ponder.backends.base import Backend, Capabilities, QueueStream
-from ponder.bench.cassette import decode_choice, digest, encode_choice
+from ponder.bench.cassette import decode_choice, decode_logprobs, digest, encode_choice
 from ponder.bench.jsonl import append_entry, read_entries
 from ponder.errors import BackendError
-from ponder.types import Choice, Completion, Delta, GenerationRequest, TokenLogprob, Usage
+from ponder.types import (
+    Choice,
+    Completion,
+    Delta,
+    GenerationRequest,
+    TokenLogprob,
+    Usage,
+)
 
 
 def path_key(request: GenerationRequest) -> str:
@@ -71,6 +78,8 @@ class SampleBank:
         self._prompt: dict[str, int] = {}
         self._lock = threading.Lock()
         self._drawing: dict[str, asyncio.Lock] = {}
+        # Keyed by the identity of an entry held in ``_paths``: entries are never removed.
+        self._decoded: dict[tuple[int, int], tuple[TokenLogprob, ...] | None] = {}
         for entry in read_entries(path):
             self._paths.setdefault(entry["key"], []).extend(entry["paths"])
             self._prompt[entry["key"]] = entry["prompt_tokens"]
@@ -87,6 +96,14 @@ class SampleBank:
         own. Greedy rows then share one greedy path, and sampled paths one strategy had to
         draw live are reused by the others, as they would be had the requests come in turn."""
         return self._drawing.setdefault(key, asyncio.Lock())
+
+    def logprobs(self, entry: dict[str, Any], top_k: int) -> tuple[TokenLogprob, ...] | None:
+        """A path's logprobs with ``top_k`` alternatives, decoded once: offline evaluation
+        serves the same paths to many strategies and orderings."""
+        cache_key = (id(entry), top_k)
+        if cache_key not in self._decoded:
+            self._decoded[cache_key] = decode_logprobs(entry["logprobs"], top_k)
+        return self._decoded[cache_key]
 
     def add(self, key: str, prompt_tokens: int, choices: tuple[Choice, ...]) -> None:
         paths = [encode_choice(c) for c in choices]
@@ -168,23 +185,18 @@ class BankBackend:
                 range(len(self.bank.paths(key)) - missing, len(self.bank.paths(key)))
             )
             self._cursor[key] = len(self._order[key])
-            for c in live.choices:
-                choices.append(self._choice(len(choices), encode_choice(c), request))
+            for entry in self.bank.paths(key)[-len(live.choices) :]:
+                choices.append(self._choice(len(choices), entry, request))
             usage = usage + live.usage
         return Completion(choices=tuple(choices), usage=usage, model=self.name)
 
-    @staticmethod
-    def _choice(index: int, entry: dict[str, Any], request: GenerationRequest) -> Choice:
-        choice = decode_choice(index, entry)
+    def _choice(self, index: int, entry: dict[str, Any], request: GenerationRequest) -> Choice:
+        choice = decode_choice(index, {**entry, "logprobs": None})
         wants = request.sampling.logprobs or request.sampling.top_logprobs > 0
-        if choice.logprobs is None or not wants:
-            return dataclasses.replace(choice, logprobs=None)
-        k = request.sampling.top_logprobs
+        if not wants:
+            return choice
         return dataclasses.replace(
-            choice,
-            logprobs=tuple(
-                TokenLogprob(t.token, t.logprob, t.bytes, t.top[:k]) for t in choice.logprobs
-            ),
+            choice, logprobs=self.bank.logprobs(entry, request.sampling.top_logprobs)
         )
 
     def stream(self, request: GenerationRequest) -> QueueStream:

@@ -6,7 +6,7 @@
    thought, a program) and the program-aided solutions. From then on nothing calls a model.
 2. **Score every candidate offline.** Each candidate effort profile from a grid (the kind of
    first pass, an acceptance threshold on its token confidence, the ladder, the stopping
-   probability) is scored by running the real ``auto`` controller over the bank, in several
+   probability, the vote weight of programs) is scored by running the real ``auto`` controller over the bank, in several
    path orderings: accuracy and exact mean tokens per question.
 3. **Pick per effort level.** Each level allows a multiple of the greedy chain of thought's
    mean tokens on the same questions; the most accurate candidate that fits is kept, the
@@ -45,6 +45,7 @@ DEFAULT_ALLOWANCES: Mapping[str, float | None] = {
 }
 NEVER = 1000.0  # an acceptance threshold no first pass reaches
 FIRST_PASSES: tuple[FirstPass, ...] = ("cot", "program")
+PROGRAM_WEIGHTS = (1.0, 2.0)
 
 
 class ProgramMemo:
@@ -109,16 +110,28 @@ def candidates(
                 continue  # the stopping rule only matters on a ladder
             if accept == 0.0 and ladder:
                 continue  # everything extracted is accepted: only failed extractions climb
-            out.append(
-                EffortProfile(
-                    first_pass=first,
-                    accept_confidence=accept,
-                    stop_probability=stop,
-                    ladder=ladder,
-                    max_tokens=max_tokens,
+            for weight in program_weights(first, ladder):
+                out.append(
+                    EffortProfile(
+                        first_pass=first,
+                        first_weight=weight if first == "program" else 1.0,
+                        accept_confidence=accept,
+                        stop_probability=stop,
+                        ladder=tuple(
+                            r.model_copy(update={"weight": weight}) if r.kind == "program" else r
+                            for r in ladder
+                        ),
+                        max_tokens=max_tokens,
+                    )
                 )
-            )
     return out
+
+
+def program_weights(first: FirstPass, ladder: Sequence[Rung]) -> tuple[float, ...]:
+    """Vote weights tried for programs (the first pass's and the program rungs'): one
+    sampled path's, and two, where a program meets other votes at all."""
+    has_program = first == "program" or any(r.kind == "program" for r in ladder)
+    return PROGRAM_WEIGHTS if ladder and has_program else (1.0,)
 
 
 async def score(
@@ -131,9 +144,12 @@ async def score(
     max_tokens: int,
     memo: ProgramMemo,
     live: Backend | None = None,
+    concurrency: int | None = None,
 ) -> tuple[Score, list[dict[str, Any]]]:
     """Run ``auto`` with this one effort level on every question, in every path ordering;
-    also returns each run's details (first-pass confidence, rungs climbed)."""
+    also returns each run's details (first-pass confidence, rungs climbed). ``concurrency``
+    bounds the questions run at once (for live draws; offline, all run together)."""
+    gate = asyncio.Semaphore(concurrency or len(examples) or 1)
     profile = AutoProfile(efforts={"candidate": effort})
     spec = StrategySpec("auto", AutoParams(effort="candidate", answer_format=task.answer_format))
     services = Services(auto_profile=profile, run_program=memo)
@@ -147,7 +163,8 @@ async def score(
             request = GenerationRequest(
                 messages=task.messages(example), sampling=SamplingParams(max_tokens=max_tokens)
             )
-            return await run_strategy(spec, backend, request, services=services)
+            async with gate:
+                return await run_strategy(spec, backend, request, services=services)
 
         results = await asyncio.gather(*(one(e) for e in examples))
         for example, result in zip(examples, results, strict=True):
@@ -211,6 +228,10 @@ async def calibrate(
             max_tokens=max_tokens,
             memo=memo,
             live=backend,
+            # A bank draw holds --bank-size sequences per question, this pass at most four
+            # (the program rung): about as many sequences in flight, not more. Past a few
+            # dozen, attention over the engine's shared KV buffer slows every step.
+            concurrency=max(1, concurrency * bank_size // 4),
         )
     firsts: dict[str, Score] = {}
     confidences: dict[FirstPass, list[float]] = {}

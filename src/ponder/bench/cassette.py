@@ -88,13 +88,20 @@ def encode_choice(choice: Choice) -> dict[str, Any]:
     }
 
 
+def decode_logprobs(
+    raw: list[list[Any]] | None, top_k: int | None = None
+) -> tuple[TokenLogprob, ...] | None:
+    """Stored logprobs back to typed ones, keeping the first ``top_k`` alternatives."""
+    if raw is None:
+        return None
+    return tuple(
+        TokenLogprob(tok, lp, None, tuple(TopLogprob(a, b) for a, b in top[:top_k]))
+        for tok, lp, top in raw
+    )
+
+
 def decode_choice(index: int, entry: dict[str, Any]) -> Choice:
-    logprobs = None
-    if entry["logprobs"] is not None:
-        logprobs = tuple(
-            TokenLogprob(tok, lp, None, tuple(TopLogprob(a, b) for a, b in top))
-            for tok, lp, top in entry["logprobs"]
-        )
+    logprobs = decode_logprobs(entry["logprobs"])
     return Choice(
         index=index,
         text=entry["text"],

@@ -138,7 +138,7 @@ class Auto:
             )
         first, confidence = await self._first_pass(ctx, request, params, effort, tokens)
         prompt_tokens = ctx.trace.calls[-1].usage.prompt_tokens
-        votes.add(first)
+        votes.add(first, effort.first_weight)
         ctx.trace.note("first", answer=first.answer, confidence=round(confidence, 4))
         ctx.progress(f"first pass: {first.answer} (confidence {confidence:.2f})")
         stop_reason = "ladder ended"
@@ -261,10 +261,18 @@ class Auto:
             if width == 0:
                 return True, "budget spent"
             votes.rungs.append("program")
+            # Program-aided decodes greedily at n=1; after a greedy program first pass that
+            # would pay for the same program twice, so a rung clipped to one program samples.
+            temperature = 0.7 if effort.first_pass == "program" else None
             pal = await ProgramAided().run(
                 ctx,
                 request,
-                ProgramAidedParams(n=width, max_tokens=tokens, answer_format=params.answer_format),
+                ProgramAidedParams(
+                    n=width,
+                    max_tokens=tokens,
+                    temperature=temperature,
+                    answer_format=params.answer_format,
+                ),
             )
             for answer in pal.details["answers"]:
                 votes.add(answer, rung.weight)

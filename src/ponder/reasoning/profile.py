@@ -41,6 +41,9 @@ class EffortProfile(BaseModel):
     # What answers first: one greedy chain of thought, or one greedy program (for code
     # models that compute more reliably than they reason in prose).
     first_pass: FirstPass = "cot"
+    # How many sampled chain-of-thought votes the first pass's answer is worth when the
+    # controller climbs (a code model's greedy program is often worth more than one path).
+    first_weight: float = Field(default=1.0, gt=0.0, le=10.0)
     # Accept the first pass outright when its answer was extracted and its confidence
     # (mean negative top-k logprob, DeepConf's token confidence) reaches this.
     accept_confidence: float = Field(default=float("inf"), ge=0.0)
