@@ -26,14 +26,7 @@ from ponder.backends.base import Backend, Capabilities, QueueStream
 from ponder.bench.cassette import decode_choice, decode_logprobs, digest, encode_choice
 from ponder.bench.jsonl import append_entry, read_entries
 from ponder.errors import BackendError
-from ponder.types import (
-    Choice,
-    Completion,
-    Delta,
-    GenerationRequest,
-    TokenLogprob,
-    Usage,
-)
+from ponder.types import Choice, Completion, Delta, GenerationRequest, TokenLogprob, Usage
 
 
 def path_key(request: GenerationRequest) -> str:
@@ -191,7 +184,7 @@ class BankBackend:
         return Completion(choices=tuple(choices), usage=usage, model=self.name)
 
     def _choice(self, index: int, entry: dict[str, Any], request: GenerationRequest) -> Choice:
-        choice = decode_choice(index, {**entry, "logprobs": None})
+        choice = decode_choice(index, entry, logprobs=False)
         wants = request.sampling.logprobs or request.sampling.top_logprobs > 0
         if not wants:
             return choice

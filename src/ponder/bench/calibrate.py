@@ -6,8 +6,9 @@
    thought, a program) and the program-aided solutions. From then on nothing calls a model.
 2. **Score every candidate offline.** Each candidate effort profile from a grid (the kind of
    first pass, an acceptance threshold on its token confidence, the ladder, the stopping
-   probability, the vote weight of programs) is scored by running the real ``auto`` controller over the bank, in several
-   path orderings: accuracy and exact mean tokens per question.
+   probability, the vote weight of programs) is scored by running the real ``auto``
+   controller over the bank, in several path orderings: accuracy and exact mean tokens per
+   question.
 3. **Pick per effort level.** Each level allows a multiple of the greedy chain of thought's
    mean tokens on the same questions; the most accurate candidate that fits is kept, the
    cheaper on ties. The profile records the split, the command and every chosen candidate's

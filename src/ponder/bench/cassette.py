@@ -100,15 +100,14 @@ def decode_logprobs(
     )
 
 
-def decode_choice(index: int, entry: dict[str, Any]) -> Choice:
-    logprobs = decode_logprobs(entry["logprobs"])
+def decode_choice(index: int, entry: dict[str, Any], *, logprobs: bool = True) -> Choice:
     return Choice(
         index=index,
         text=entry["text"],
         finish_reason=entry["finish_reason"],
         completion_tokens=entry["completion_tokens"],
         reasoning=entry["reasoning"],
-        logprobs=logprobs,
+        logprobs=decode_logprobs(entry["logprobs"]) if logprobs else None,
     )
 
 
