@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ponder.backends.scripted import Reply, ScriptedBackend
 from ponder.bench.bank import SampleBank
-from ponder.bench.calibrate import ProgramMemo, calibrate, candidates, score
+from ponder.bench.calibrate import Calibration, ProgramMemo, calibrate, candidates, score
 from ponder.bench.tasks import Example, Gsm8k
 from ponder.reasoning.profile import AutoProfile, EffortProfile, load_profile
 from ponder.reasoning.program_aided import PAL_SYSTEM
@@ -108,6 +108,60 @@ async def test_a_program_first_pass_is_chosen_where_programs_are_right_and_cheap
     chosen = result.profile.calibration["chosen"]
     assert isinstance(chosen, dict) and chosen["minimal"]["accuracy"] == 1.0
     assert chosen["minimal"]["mean_total_tokens"] <= 1.3 * result.first_pass.tokens
+
+
+def tied(request: GenerationRequest, index: int) -> Reply:
+    """On k <= 8 (the bank's rows) the greedy chain of thought is right on even k and a
+    program on odd k: a tie that the chain of thought wins by its shorter prompt. Past them
+    (the screening rows) programs are always right."""
+    k = int(re.findall(r"What is (\d+)", request.messages[-1].content)[0])
+    if request.messages[0].content == PAL_SYSTEM:
+        return Reply(f"```python\nprint({k} + {k + (k <= 8 and k % 2 == 0)})\n```")
+    if request.sampling.temperature == 0.0:
+        return Reply(solution(2 * k + k % 2), [-0.2] * 20)
+    return Reply(solution(2 * k if index % 4 else 2 * k - 1), [-0.3] * 20)
+
+
+async def test_screening_rows_choose_the_first_pass_for_every_level(tmp_path: Path) -> None:
+    async def fit(screen: list[Example]) -> tuple[Calibration, ScriptedBackend]:
+        backend = ScriptedBackend(tied)
+        result = await calibrate(
+            Gsm8k(),
+            EXAMPLES,
+            backend,
+            SampleBank(tmp_path / f"bank-{len(screen)}.jsonl"),
+            bank_size=4,
+            replicates=1,
+            max_tokens=64,
+            screen=screen,
+        )
+        return result, backend
+
+    alone, _ = await fit([])
+    assert alone.first_passes["cot"].accuracy == alone.first_passes["program"].accuracy == 0.5
+    assert alone.chosen_first_pass == "cot"
+    assert {e.first_pass for e in alone.profile.efforts.values()} == {"cot"}
+
+    more = [Example(str(k), f"What is {k} + {k}?", str(2 * k)) for k in range(9, 17)]
+    screened, backend = await fit(more)
+    # Chain of thought: even k on every row; programs: odd k on the bank's rows, all past.
+    assert screened.first_passes["cot"].accuracy == 8 / 16
+    assert screened.first_passes["program"].accuracy == 12 / 16
+    assert screened.chosen_first_pass == "program"
+    assert {e.first_pass for e in screened.profile.efforts.values()} == {"program"}
+    calibration = screened.profile.calibration
+    assert calibration["screening_questions"] == 8
+    assert calibration["chosen_first_pass"] == "program"
+    evidence = calibration["first_passes_alone"]
+    assert isinstance(evidence, dict)
+    assert {k: v["right_alone"] for k, v in evidence.items()} == {"cot": 4, "program": 8}
+    # The allowance unit stays the chain of thought on the bank's rows.
+    assert screened.first_pass == alone.first_pass
+    # Screening rows cost greedy first passes only: no sampled path, no sampled program.
+    late = [
+        c for c in backend.calls if int(re.findall(r"What is (\d+)", c.messages[-1].content)[0]) > 8
+    ]
+    assert len(late) == 16 and all(c.sampling.temperature == 0.0 for c in late)
 
 
 def test_candidate_grid_respects_the_bank() -> None:

@@ -3,14 +3,18 @@
 1. **Draw once.** A sample bank on the calibration questions holds the chain-of-thought paths
    the vote rungs ask for. Running the widest candidate once through the bank, with the live
    model behind it, once per kind of first pass, adds the greedy first passes (a chain of
-   thought, a program) and the program-aided solutions. From then on nothing calls a model.
-2. **Score every candidate offline.** Each candidate effort profile from a grid (the kind of
-   first pass, an acceptance threshold on its token confidence, the ladder, the stopping
-   probability, the vote weight of programs) is scored by running the real ``auto``
-   controller over the bank, in several path orderings: accuracy and exact mean tokens per
-   question.
-3. **Pick per effort level.** Each level allows a multiple of the greedy chain of thought's
-   mean tokens on the same questions; the most accurate candidate that fits is kept, the
+   thought, a program) and the program-aided solutions. Screening rows past the bank's get the
+   greedy first passes only, which cost one path each. From then on nothing calls a model.
+2. **Choose the first pass on every row.** The first pass answers most questions at every
+   level, and two kinds a few points apart tie often on a few dozen questions, so the kind is
+   chosen once, on the bank's rows and the screening rows together: the most accurate alone,
+   the cheaper on ties. Every level then uses it.
+3. **Score every candidate offline.** Each candidate effort profile from a grid (an acceptance
+   threshold on the first pass's token confidence, the ladder, the stopping probability, the
+   vote weight of programs) is scored by running the real ``auto`` controller over the bank,
+   in several path orderings: accuracy and exact mean tokens per question.
+4. **Pick per effort level.** Each level allows a multiple of the greedy chain of thought's
+   mean tokens on the bank's questions; the most accurate candidate that fits is kept, the
    cheaper on ties. The profile records the split, the command and every chosen candidate's
    scores.
 """
@@ -71,13 +75,10 @@ class Score:
 @dataclass(slots=True)
 class Calibration:
     profile: AutoProfile
-    first_passes: dict[str, Score]  # each kind of first pass alone
+    first_passes: dict[FirstPass, Score]  # each kind of first pass alone, on every row
+    first_pass: Score  # the greedy chain of thought alone on the bank's rows: the allowance unit
+    chosen_first_pass: FirstPass
     scores: list[tuple[EffortProfile, Score]] = field(default_factory=list)
-
-    @property
-    def first_pass(self) -> Score:
-        """The greedy chain of thought alone: the unit of every allowance."""
-        return self.first_passes["cot"]
 
 
 def ladders(bank_size: int) -> list[tuple[Rung, ...]]:
@@ -169,10 +170,16 @@ async def score(
 
         results = await asyncio.gather(*(one(e) for e in examples))
         for example, result in zip(examples, results, strict=True):
-            correct.append(float(await task.grade(example, result.text, result.answer)))
+            right = await task.grade(example, result.text, result.answer)
+            correct.append(float(right))
             tokens.append(float(result.hidden_usage.total_tokens))
-            details.append({"example": example.id, **result.details})
+            details.append({"example": example.id, "correct": right, **result.details})
     return Score(statistics.fmean(correct), statistics.fmean(tokens)), details
+
+
+def choose_first_pass(firsts: Mapping[FirstPass, Score]) -> FirstPass:
+    """The most accurate first pass alone, the cheaper on ties."""
+    return max(firsts, key=lambda kind: (round(firsts[kind].accuracy, 6), -firsts[kind].tokens))
 
 
 def pick(
@@ -193,6 +200,7 @@ async def calibrate(
     max_tokens: int = 512,
     concurrency: int = 4,
     first_passes: Sequence[FirstPass] = FIRST_PASSES,
+    screen: Sequence[Example] = (),
     allowances: Mapping[str, float | None] = DEFAULT_ALLOWANCES,
     metadata: Mapping[str, Any] | None = None,
     on_step: Callable[[str], None] | None = None,
@@ -234,33 +242,45 @@ async def calibrate(
             # dozen, attention over the engine's shared KV buffer slows every step.
             concurrency=max(1, concurrency * bank_size // 4),
         )
-    firsts: dict[str, Score] = {}
+    if screen:
+        say(f"first passes alone on {len(screen)} screening questions (live once)")
+    firsts: dict[FirstPass, Score] = {}
+    right: dict[FirstPass, set[str]] = {}
     confidences: dict[FirstPass, list[float]] = {}
     for kind in first_passes:
         alone = EffortProfile(first_pass=kind, accept_confidence=0.0, max_tokens=max_tokens)
+        # One sequence per question, so as many questions at once as the bank draw had paths.
         firsts[kind], runs = await score(
-            alone, task, examples, bank, replicates=1, max_tokens=max_tokens, memo=memo
-        )
-        confidences[kind] = [float(r["first_confidence"]) for r in runs]
-    first = firsts["cot"]
-    grid = candidates(confidences, bank_size, max_tokens)
-    say(f"scoring {len(grid)} candidates x {replicates} orderings offline")
-    scored = []
-    for effort in grid:
-        result, _ = await score(
-            effort,
+            alone,
             task,
-            examples,
+            [*examples, *screen],
             bank,
-            replicates=replicates,
+            replicates=1,
             max_tokens=max_tokens,
             memo=memo,
+            live=backend if screen else None,
+            concurrency=max(1, concurrency * bank_size),
         )
-        scored.append((effort, result))
+        confidences[kind] = [float(r["first_confidence"]) for r in runs]
+        right[kind] = {str(r["example"]) for r in runs if r["correct"]}
+    chosen_first = choose_first_pass(firsts)
+
+    async def offline(effort: EffortProfile, replicates: int = 1) -> Score:
+        result, _ = await score(
+            effort, task, examples, bank, replicates=replicates, max_tokens=max_tokens, memo=memo
+        )
+        return result
+
+    unit = await offline(
+        EffortProfile(first_pass="cot", accept_confidence=0.0, max_tokens=max_tokens)
+    )
+    grid = candidates({chosen_first: confidences[chosen_first]}, bank_size, max_tokens)
+    say(f"scoring {len(grid)} candidates x {replicates} orderings offline")
+    scored = [(effort, await offline(effort, replicates)) for effort in grid]
     efforts: dict[str, EffortProfile] = {}
     chosen: dict[str, Any] = {}
     for level, allowance in allowances.items():
-        effort, result = pick(scored, allowance, first.tokens)
+        effort, result = pick(scored, allowance, unit.tokens)
         efforts[level] = effort
         chosen[level] = {
             "allowance_x_first_pass": allowance,
@@ -276,18 +296,31 @@ async def calibrate(
             "orderings": replicates,
             "candidates": len(grid),
             "first_pass": {
-                "accuracy": round(first.accuracy, 4),
-                "mean_total_tokens": round(first.tokens, 1),
+                "accuracy": round(unit.accuracy, 4),
+                "mean_total_tokens": round(unit.tokens, 1),
             },
+            "first_pass_questions": len(examples) + len(screen),
+            "screening_questions": len(screen),
             "first_passes_alone": {
                 kind: {
                     "accuracy": round(s.accuracy, 4),
                     "mean_total_tokens": round(s.tokens, 1),
+                    # The paired evidence: questions only this kind got right.
+                    "right_alone": len(
+                        right[kind].difference(*(v for k, v in right.items() if k != kind))
+                    ),
                 }
                 for kind, s in firsts.items()
             },
+            "chosen_first_pass": chosen_first,
             "chosen": chosen,
         },
         efforts=efforts,
     )
-    return Calibration(profile=profile, first_passes=firsts, scores=scored)
+    return Calibration(
+        profile=profile,
+        first_passes=firsts,
+        first_pass=unit,
+        chosen_first_pass=chosen_first,
+        scores=scored,
+    )

@@ -192,6 +192,14 @@ def bench_report(run_dir: str, prices: str | None) -> None:
 @click.option("--offset", type=int, default=100, show_default=True, help="First row used.")
 @click.option("--limit", type=int, default=30, show_default=True, help="Rows used.")
 @click.option(
+    "--screen",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Rows after those on which only the greedy first passes run (one path each), so "
+    "that the kind of first pass is chosen on more questions than the bank covers.",
+)
+@click.option(
     "--bank",
     type=click.Path(dir_okay=False),
     required=True,
@@ -232,7 +240,10 @@ def calibrate(config: PonderConfig, /, **opts: Any) -> None:
     name = opts["model"] or config.default_model
     task = load_task(opts["task"])
     data = Path(opts["data"])
-    examples = task.load(data)[opts["offset"] : opts["offset"] + opts["limit"]]
+    rows = task.load(data)
+    end = opts["offset"] + opts["limit"]
+    examples = rows[opts["offset"] : end]
+    screen = rows[end : end + opts["screen"]]
 
     async def run() -> Any:
         registry = BackendRegistry(config)
@@ -248,11 +259,13 @@ def calibrate(config: PonderConfig, /, **opts: Any) -> None:
                 max_tokens=opts["max_tokens"],
                 concurrency=opts["concurrency"],
                 first_passes=tuple(dict.fromkeys(("cot", *opts["first_passes"]))),
+                screen=screen,
                 metadata={
                     "model": name,
                     "data": data.name,
                     "task": task.name,
                     "rows": [opts["offset"], opts["offset"] + len(examples) - 1],
+                    "screening_rows": [end, end + len(screen) - 1] if screen else None,
                     "command": "ponder " + shlex.join(sys.argv[1:]),
                 },
                 on_step=lambda line: click.echo(line, err=True),
@@ -270,8 +283,9 @@ def calibrate(config: PonderConfig, /, **opts: Any) -> None:
     for kind, first in result.first_passes.items():
         click.echo(
             f"{kind} first pass alone: {first.accuracy:.1%} at {first.tokens:.0f} "
-            f"tokens/question on {len(examples)} questions"
+            f"tokens/question on {len(examples) + len(screen)} questions"
         )
+    click.echo(f"first pass used at every level: {result.chosen_first_pass}")
     for level, row in result.profile.calibration["chosen"].items():
         effort = result.profile.efforts[level]
         steps = [f"{effort.first_pass} first pass", *(r.kind for r in effort.ladder)]
