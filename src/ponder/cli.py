@@ -227,6 +227,30 @@ def models(config: PonderConfig, verify: bool) -> None:
         sys.exit(1)
 
 
+@main.group()
+def sandbox() -> None:
+    """The sandbox that runs model-written programs."""
+
+
+@sandbox.command("check")
+@click.pass_obj
+def sandbox_check(config: PonderConfig) -> None:
+    """Say which isolation is in force and why; exit 1 where programs cannot run."""
+    from ponder.sandbox import Sandbox
+
+    sb = Sandbox(config.sandbox)
+    status = asyncio.run(sb.status())
+    if not status.available:
+        click.echo(f"sandbox: UNAVAILABLE ({status.mode} mode): {status.detail}")
+        click.echo(f"fix: {status.fix}")
+        click.echo("programs will not run: program-aided refuses, auto goes without programs")
+        sys.exit(1)
+    if status.mode == "process":
+        click.echo(f"sandbox: process mode (WEAK). {status.detail}")
+        return
+    click.echo(f"sandbox: bwrap mode. {status.detail}")
+
+
 main.add_command(bench)
 main.add_command(calibrate)
 

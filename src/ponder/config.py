@@ -15,6 +15,9 @@ A TOML file may set any of it::
     models = ["Qwen/Qwen2.5-7B-Instruct"]
     prefill = "vllm"
 
+    [sandbox]
+    mode = "bwrap"        # or "process": no isolation, only where every prompt is trusted
+
 A remote model is then addressed as ``local-vllm/Qwen/Qwen2.5-7B-Instruct``, or by its bare
 name when no other provider lists it.
 """
@@ -33,6 +36,7 @@ from ponder.engine.llama_model import ContextConfig
 from ponder.engine.weights import DEFAULT_MODEL
 from ponder.errors import ConfigError
 from ponder.reasoning.selection import DEFAULT_EFFORT
+from ponder.sandbox.settings import SandboxSettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +68,8 @@ class PonderConfig:
     auto_profile: Path | None = None
     # Glob patterns of models no request, escalation or proposer may reach.
     deny_models: tuple[str, ...] = ()
+    # How model-written programs are isolated ([sandbox]); see docs/security.md.
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 
     def replace(self, **changes: Any) -> PonderConfig:
         return replace(self, **changes)
@@ -81,7 +87,7 @@ def load_config(path: Path | None) -> PonderConfig:
 
 
 def config_from_mapping(data: Mapping[str, Any]) -> PonderConfig:
-    top = {k: v for k, v in data.items() if k not in {"engine", "providers", "effort"}}
+    top = {k: v for k, v in data.items() if k not in {"engine", "providers", "effort", "sandbox"}}
     _check_keys("top level", top, {f.name for f in fields(PonderConfig)})
     engine_data = dict(data.get("engine", {}))
     _check_keys("[engine]", engine_data, {f.name for f in fields(ContextConfig)})
@@ -106,10 +112,24 @@ def config_from_mapping(data: Mapping[str, Any]) -> PonderConfig:
             **DEFAULT_EFFORT,
             **{k: (v or None) for k, v in dict(data["effort"]).items()},
         }
+    if "sandbox" in data:
+        top["sandbox"] = _sandbox_settings(dict(data["sandbox"]))
     try:
         return PonderConfig(engine=ContextConfig(**engine_data), providers=tuple(providers), **top)
     except TypeError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+def _sandbox_settings(raw: dict[str, Any]) -> SandboxSettings:
+    _check_keys("[sandbox]", raw, {f.name for f in fields(SandboxSettings)})
+    if raw.get("mode", "bwrap") not in ("bwrap", "process"):
+        raise ConfigError(f'[sandbox] mode must be "bwrap" or "process", not {raw["mode"]!r}')
+    for key in ("bwrap", "python"):
+        if raw.get(key) is not None:
+            raw[key] = Path(raw[key]).expanduser()
+    if not isinstance(raw.get("seccomp", True), bool):
+        raise ConfigError("[sandbox] seccomp must be true or false")
+    return SandboxSettings(**raw)
 
 
 def _strategy_choice(value: Any) -> Mapping[str, Any] | None:

@@ -13,6 +13,7 @@ for every token it cost.
     ├── InvalidRequestError          the request itself is wrong (400)
     │   ├── ContextOverflowError     prompt + max_tokens cannot fit the context
     │   └── UnsupportedFeatureError  the backend cannot do what was asked
+    │       └── SandboxUnavailableError  programs cannot run: no OS sandbox here
     ├── ModelNotFoundError           unknown model name (404)
     ├── TraceNotFoundError           unknown trace id (404)
     ├── ModelError                   a model cannot be installed or loaded (500/503)
@@ -73,6 +74,19 @@ class UnsupportedFeatureError(InvalidRequestError):
     """The chosen backend cannot honour a requested feature."""
 
     code = "unsupported_feature"
+
+
+class SandboxUnavailableError(UnsupportedFeatureError):
+    """Model-written code cannot run here: the OS sandbox cannot be set up (no bwrap, no
+    user namespaces, no seccomp). Ponder refuses to run programs rather than run them
+    without isolation; ``fix`` says what an operator can do."""
+
+    code = "sandbox_unavailable"
+
+    def __init__(self, message: str, *, fix: str | None = None, param: str | None = None):
+        super().__init__(message + (f". Fix: {fix}" if fix else ""), param=param)
+        self.cause = message
+        self.fix = fix
 
 
 class ModelNotFoundError(PonderError):

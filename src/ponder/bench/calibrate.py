@@ -36,7 +36,7 @@ from ponder.reasoning.auto import AutoParams
 from ponder.reasoning.base import Services, StrategyResult
 from ponder.reasoning.profile import AutoProfile, EffortProfile, FirstPass, Rung
 from ponder.reasoning.runner import StrategySpec, run_strategy
-from ponder.sandbox import RunResult, SandboxLimits, run_python
+from ponder.sandbox import ProgramSandbox, RunResult, Sandbox, SandboxLimits, SandboxStatus
 from ponder.types import GenerationRequest, SamplingParams
 
 # Mean tokens each level may spend, as a multiple of one greedy chain of thought. "medium"
@@ -54,15 +54,28 @@ PROGRAM_WEIGHTS = (1.0, 2.0)
 
 
 class ProgramMemo:
-    """Runs each distinct program once: candidates re-ask the same programs many times."""
+    """Runs each distinct program once in the sandbox: candidates re-ask the same programs
+    many times."""
 
-    def __init__(self) -> None:
+    def __init__(self, sandbox: ProgramSandbox) -> None:
+        self.sandbox = sandbox
         self._done: dict[tuple[str, SandboxLimits], RunResult] = {}
 
-    async def __call__(self, code: str, limits: SandboxLimits) -> RunResult:
+    async def status(self) -> SandboxStatus:
+        return await self.sandbox.status()
+
+    async def run(
+        self,
+        code: str,
+        limits: SandboxLimits | None = None,
+        files: Mapping[str, bytes] | None = None,
+    ) -> RunResult:
+        limits = limits or SandboxLimits()
+        if files:  # programs with input files are not memoised
+            return await self.sandbox.run(code, limits, files)
         key = (code, limits)
         if key not in self._done:
-            self._done[key] = await run_python(code, limits)
+            self._done[key] = await self.sandbox.run(code, limits)
         return self._done[key]
 
 
@@ -154,7 +167,7 @@ async def score(
     gate = asyncio.Semaphore(concurrency or len(examples) or 1)
     profile = AutoProfile(efforts={"candidate": effort})
     spec = StrategySpec("auto", AutoParams(effort="candidate", answer_format=task.answer_format))
-    services = Services(auto_profile=profile, run_program=memo)
+    services = Services(auto_profile=profile, sandbox=memo)
     correct: list[float] = []
     tokens: list[float] = []
     details: list[dict[str, Any]] = []
@@ -204,6 +217,7 @@ async def calibrate(
     allowances: Mapping[str, float | None] = DEFAULT_ALLOWANCES,
     metadata: Mapping[str, Any] | None = None,
     on_step: Callable[[str], None] | None = None,
+    sandbox: ProgramSandbox | None = None,
 ) -> Calibration:
     if "cot" not in first_passes:
         raise ValueError("the chain-of-thought first pass is the unit of every allowance")
@@ -218,7 +232,7 @@ async def calibrate(
         max_tokens=max_tokens,
         concurrency=concurrency,
     )
-    memo = ProgramMemo()
+    memo = ProgramMemo(sandbox or Sandbox())
     say("first passes and programs (live once, then from the bank)")
     for kind in first_passes:
         widest = EffortProfile(

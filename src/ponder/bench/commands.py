@@ -236,6 +236,7 @@ def calibrate(config: PonderConfig, /, **opts: Any) -> None:
     from ponder.bench.bank import SampleBank
     from ponder.bench.calibrate import calibrate as fit
     from ponder.bench.tasks import load_task
+    from ponder.sandbox import Sandbox
 
     name = opts["model"] or config.default_model
     task = load_task(opts["task"])
@@ -258,6 +259,7 @@ def calibrate(config: PonderConfig, /, **opts: Any) -> None:
                 replicates=opts["replicates"],
                 max_tokens=opts["max_tokens"],
                 concurrency=opts["concurrency"],
+                sandbox=Sandbox(config.sandbox),
                 first_passes=tuple(dict.fromkeys(("cot", *opts["first_passes"]))),
                 screen=screen,
                 metadata={

@@ -32,6 +32,7 @@ from ponder.bench.tasks import Example, load_task
 from ponder.config import PonderConfig
 from ponder.errors import ConfigError
 from ponder.reasoning.base import Services
+from ponder.sandbox import Sandbox
 
 Progress = Callable[[int, int], Callable[[int], None]]
 
@@ -83,7 +84,7 @@ async def run_session(
     if options.record and options.replay:
         raise ConfigError("--record and --replay exclude each other")
     name = options.model or config.default_model
-    task = load_task(options.task)
+    task = load_task(options.task, Sandbox(config.sandbox))
     end = None if options.limit is None else options.offset + options.limit
     examples = task.load(options.data)[options.offset : end]
     labelled = parse_systems(options.strategies)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 from ponder.errors import ConfigError
 from ponder.reasoning.answers import extract_number, normalize_number, normalize_text
 from ponder.reasoning.base import AnswerFormat
+from ponder.sandbox import ProgramSandbox, Sandbox, SandboxLimits
 from ponder.types import Message
 
 
@@ -133,6 +134,9 @@ class HumanEval:
     name: ClassVar[str] = "humaneval"
     answer_format: ClassVar[AnswerFormat] = "text"
 
+    def __init__(self, sandbox: ProgramSandbox | None = None) -> None:
+        self.sandbox = sandbox or Sandbox()
+
     def load(self, path: Path) -> list[Example]:
         return [
             Example(
@@ -153,23 +157,26 @@ class HumanEval:
 
     async def grade(self, example: Example, text: str, answer: str | None) -> bool:
         from ponder.reasoning.program_aided import extract_code
-        from ponder.sandbox import SandboxLimits, run_python
 
         code = extract_code(text) or text
         if f"def {example.answer}" not in code:
             code = str(example.meta["prompt"]) + code
         program = f"{code}\n\n{example.meta['test']}\n\ncheck({example.answer})\n"
-        result = await run_python(program, SandboxLimits(wall_seconds=10.0, cpu_seconds=10))
+        result = await self.sandbox.run(program, SandboxLimits(wall_seconds=10.0, cpu_seconds=10))
         return result.ok
 
 
 TASKS: Mapping[str, type[Task]] = {cls.name: cls for cls in (Gsm8k, Svamp, JsonlTask, HumanEval)}
 
 
-def load_task(name: str) -> Task:
-    """A built-in task by name, or ``package.module:Class`` for a user's own."""
+def load_task(name: str, sandbox: ProgramSandbox | None = None) -> Task:
+    """A built-in task by name, or ``package.module:Class`` for a user's own. A task that
+    grades by running code (it has a ``sandbox``) runs it in ``sandbox`` when given."""
     if name in TASKS:
-        return TASKS[name]()
+        builtin = TASKS[name]()
+        if sandbox is not None and hasattr(builtin, "sandbox"):
+            builtin.sandbox = sandbox
+        return builtin
     module_name, sep, attr = name.partition(":")
     if not sep:
         raise ConfigError(

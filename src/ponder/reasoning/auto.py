@@ -1,7 +1,8 @@
 """``auto``: answer easy questions in one pass, climb a ladder only where it pays.
 
 1. First pass: one greedy chain of thought, or one greedy program that runs in the sandbox
-   (the profile's ``first_pass``), with top-k logprobs. Its answer is accepted at once if it
+   (the profile's ``first_pass``), with top-k logprobs. Where the sandbox cannot run, every
+   level falls back to a chain-of-thought first pass and a ladder without programs. Its answer is accepted at once if it
    was extracted and its token confidence reaches the profile's threshold.
 2. Otherwise climb the profile's ladder: more sampled paths in windows until a Beta test
    says the vote is settled (``vote``), program-aided solutions that join the vote
@@ -108,6 +109,17 @@ class _Votes:
         return beta_stop_probability(round(tally[0]), round(tally[1]) if len(tally) > 1 else 0)
 
 
+def without_programs(effort: EffortProfile) -> EffortProfile:
+    """The level's ladder for a server whose sandbox cannot run programs: a greedy chain
+    of thought first, and no program rungs."""
+    return effort.model_copy(
+        update={
+            "first_pass": "cot",
+            "ladder": tuple(rung for rung in effort.ladder if rung.kind != "program"),
+        }
+    )
+
+
 class Auto:
     name: ClassVar[str] = "auto"
     Params: ClassVar[type[StrategyParams]] = AutoParams
@@ -126,6 +138,10 @@ class Auto:
             effort = effort.model_copy(update={"max_tokens": min(effort.max_tokens, cap)})
         budget = Budget(params, effort)
         votes = _Votes()
+        sandbox = await ctx.services.sandbox.status()
+        if not sandbox.available:
+            effort = without_programs(effort)
+            ctx.trace.note("programs off", why=sandbox.detail)
 
         # A first pass the budget cannot pay for is refused before anything is spent. The
         # prompt's length in characters bounds its token count from above.
@@ -169,6 +185,7 @@ class Auto:
                 "first_pass": effort.first_pass,
                 "first_confidence": round(confidence, 4),
                 "effort": params.effort,
+                **({} if sandbox.available else {"programs": f"off: {sandbox.detail}"}),
             },
             shown_tokens=chosen.completion_tokens,
         )

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from ponder.errors import first_error
 from ponder.reasoning.profile import AutoProfile, load_profile
 from ponder.reasoning.trace import Trace, TracingBackend
-from ponder.sandbox import RunResult, SandboxLimits, run_python
+from ponder.sandbox import ProgramSandbox, Sandbox
 from ponder.types import GenerationRequest, Usage
 
 if TYPE_CHECKING:
@@ -38,22 +38,21 @@ class StrategyParams(BaseModel):
     max_tokens: int | None = None  # per inner call; None: the request's or the strategy's
 
 
-ProgramRunner = Callable[[str, SandboxLimits], Awaitable[RunResult]]
-
-
 @dataclass(frozen=True, slots=True)
 class Services:
     """What a strategy may use besides its backend, handed down per run (never global):
     the adaptive controller's profile and the sandbox that runs model-written programs."""
 
     auto_profile: AutoProfile | None = None  # None: the profile shipped with Ponder
-    run_program: ProgramRunner = run_python
+    # The only way a strategy runs a program (OS-isolated; fails closed).
+    sandbox: ProgramSandbox = field(default_factory=Sandbox)
 
     @staticmethod
     def from_config(config: PonderConfig) -> Services:
         """Read once at start-up, so a broken profile fails there and not per request."""
         return Services(
-            auto_profile=load_profile(config.auto_profile) if config.auto_profile else None
+            auto_profile=load_profile(config.auto_profile) if config.auto_profile else None,
+            sandbox=Sandbox(config.sandbox),
         )
 
 

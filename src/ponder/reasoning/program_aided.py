@@ -1,6 +1,6 @@
 """Program-aided reasoning (PAL, Gao et al. 2022): the model writes Python that computes the
-answer; each program runs in a limited subprocess (never in the server process), and the
-executed results are voted on."""
+answer; each program runs in the OS sandbox (``ponder.sandbox``), and the executed results
+are voted on. Where the sandbox cannot run, the strategy refuses before any token is spent."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from ponder.errors import SandboxUnavailableError
 from ponder.reasoning.answers import extract_answer
 from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
 from ponder.reasoning.confidence_vote import mean_confidence
@@ -48,6 +49,13 @@ class ProgramAided:
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: ProgramAidedParams
     ) -> StrategyResult:
+        status = await ctx.services.sandbox.status()
+        if not status.available:
+            raise SandboxUnavailableError(
+                f"{self.name} runs model-written programs, and {status.detail}",
+                fix=status.fix,
+                param="ponder.strategy",
+            )
         question = question_of(request)
         sampling = request.sampling.replace(
             temperature=params.temperature
@@ -71,7 +79,7 @@ class ProgramAided:
         async def execute(code: str | None) -> tuple[str | None, str]:
             if code is None:
                 return None, "no code block"
-            result = await ctx.services.run_program(code, limits)
+            result = await ctx.services.sandbox.run(code, limits)
             if not result.ok:
                 return None, (
                     "timed out"

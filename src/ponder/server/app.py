@@ -66,6 +66,22 @@ def _error_event(exc: PonderError) -> str:
     return _event(ErrorResponse(error=detail).model_dump())
 
 
+async def log_sandbox_status(services: Services) -> None:
+    """Say at start-up which isolation model-written programs get; loudly when it is weak or
+    missing (strategies that run programs then refuse, and auto goes without them)."""
+    status = await services.sandbox.status()
+    if not status.available:
+        log.error(
+            "sandbox unavailable, model-written programs will not run: %s. Fix: %s",
+            status.detail,
+            status.fix,
+        )
+    elif status.mode == "process":
+        log.warning(status.detail)
+    else:
+        log.info("sandbox: %s", status.detail)
+
+
 def create_app(
     config: PonderConfig,
     *,
@@ -82,6 +98,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await log_sandbox_status(services)
         for name in preload or []:
             await registry.get(name)
         yield
