@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 from ponder.backends.base import GenerationStream
 from ponder.backends.embedded import EmbeddedBackend
-from ponder.engine.llama_model import ContextConfig, LlamaModel
+from ponder.config import ContextConfig
+from ponder.engine.llama_model import LlamaModel
 from ponder.engine.weights import ModelStore
 from ponder.types import Delta, GenerationRequest, Message, SamplingParams
 

@@ -26,7 +26,8 @@ import llama_cpp
 import numpy as np
 
 from ponder.backends.embedded import EmbeddedBackend
-from ponder.engine.llama_model import ContextConfig, LlamaModel
+from ponder.config import ContextConfig
+from ponder.engine.llama_model import LlamaModel
 from ponder.engine.weights import ModelStore
 from ponder.types import GenerationRequest, Message, SamplingParams
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from ponder.backends.embedded import EmbeddedBackend
-from ponder.engine.llama_model import ContextConfig
+from ponder.config import ContextConfig
 from ponder.engine.weights import ModelStore
 from tests.fake_openai import make_app, serve_app
 

@@ -10,6 +10,13 @@ ollama         ignores n (always one choice), thinking in ``reasoning``
 think-tags     thinking inline as ``<think>…</think>`` in the content
 flaky          answers 503 to the first two requests, then behaves like vllm
 slow           waits 5 s before answering
+detailed       like vllm, and usage also has completion_tokens_details.reasoning_tokens
+               (the thinking tokens) and prompt_tokens_details.cached_tokens (always 2)
+long           like vllm, but each choice streams LONG_TOKENS tokens (to cut a stream)
+error-NNN      answers HTTP NNN with an OpenAI error body; ``error-NNN-text`` with plain text
+
+``app.state.requests`` logs each request's (profile, body), ``app.state.headers`` its headers,
+and ``app.state.streams`` each stream's end: (profile, chunks sent, whether it completed).
 
 Each choice's text is a fixed list of "tokens"; every token is one streamed chunk and one
 logprob entry, so counts are exact and checkable.
@@ -28,9 +35,10 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 THINKING = ["Let", " me", " think", "."]
+LONG_TOKENS = 400
 
 
 def answer_tokens(index: int, seed: int | None) -> list[str]:
@@ -42,11 +50,23 @@ def make_app() -> FastAPI:
     app = FastAPI()
     app.state.calls = {}
     app.state.requests = []
+    app.state.headers = []
+    app.state.streams = []
 
     @app.post("/{profile}/v1/chat/completions")
     async def chat(profile: str, request: Request) -> Any:
         body = await request.json()
         app.state.requests.append((profile, body))
+        app.state.headers.append(dict(request.headers))
+        if profile.startswith("error-"):
+            status = int(profile.split("-")[1])
+            if profile.endswith("-text"):
+                return PlainTextResponse(f"plain failure {status}", status_code=status)
+            return JSONResponse(
+                status_code=status,
+                content={"error": {"message": f"failure {status}", "type": "fake", "code": status}},
+                headers={"Retry-After": "1"} if status == 429 else None,
+            )
         count = app.state.calls.get(profile, 0) + 1
         app.state.calls[profile] = count
         if profile == "flaky" and count <= 2:
@@ -65,6 +85,8 @@ def make_app() -> FastAPI:
         choices = []
         for i in range(n):
             tokens = answer_tokens(i, seed)
+            if profile == "long":
+                tokens = [f" t{k}" for k in range(LONG_TOKENS)]
             if max_tokens is not None:
                 tokens = tokens[: int(max_tokens)]
             choices.append(tokens)
@@ -77,6 +99,9 @@ def make_app() -> FastAPI:
             "completion_tokens": reported,
             "total_tokens": prompt_tokens + reported,
         }
+        if profile == "detailed":
+            usage["completion_tokens_details"] = {"reasoning_tokens": thought_tokens * n}
+            usage["prompt_tokens_details"] = {"cached_tokens": 2}
         finish = [
             "stop" if max_tokens is None or len(t) < int(max_tokens) else "length" for t in choices
         ]
@@ -172,7 +197,18 @@ def make_app() -> FastAPI:
                 yield chunk([], usage)
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        async def recorded() -> Any:
+            sent = 0
+            completed = False
+            try:
+                async for event in events():
+                    yield event
+                    sent += 1
+                completed = True
+            finally:
+                app.state.streams.append((profile, sent, completed))
+
+        return StreamingResponse(recorded(), media_type="text/event-stream")
 
     return app
 

@@ -19,6 +19,17 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def is_sandbox(pid: int) -> bool:
+    """A bwrap, or an interpreter running the sandbox's job reader (see
+    ponder.sandbox.execute), even one orphaned inside its PID namespace."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"bwrap" in cmdline or b"marshal.loads(sys.stdin" in cmdline
+
+
 def left_behind(before: set[int]) -> list[int]:
-    """Processes started since ``before`` that still run."""
-    return [p for p in pids() - before if alive(p)]
+    """Sandbox processes started since ``before`` that still run. Other processes on the
+    machine (another test run, a benchmark) come and go and are not counted."""
+    return [p for p in pids() - before if alive(p) and is_sandbox(p)]

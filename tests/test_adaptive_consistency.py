@@ -6,11 +6,7 @@ import pytest
 
 from ponder.backends.scripted import ScriptedBackend
 from ponder.errors import InvalidRequestError
-from ponder.reasoning.adaptive_consistency import (
-    beta_stop_probability,
-    dirichlet_stop_probability,
-    should_stop,
-)
+from ponder.reasoning.stopping import beta_stop_probability, dirichlet_stop_probability, should_stop
 from tests.strategy_helpers import run, solution
 
 

@@ -6,10 +6,10 @@ import pytest
 
 from ponder.backends.scripted import Reply, ScriptedBackend
 from ponder.errors import InvalidRequestError
-from ponder.reasoning.auto import Auto, AutoParams
 from ponder.reasoning.base import RunContext
 from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung, builtin_profile
-from ponder.reasoning.program_aided import PAL_SYSTEM
+from ponder.reasoning.prompts import PAL_SYSTEM
+from ponder.reasoning.strategies.auto import Auto, AutoParams
 from ponder.reasoning.trace import Trace, TracingBackend
 from ponder.types import GenerationRequest
 from tests.strategy_helpers import ask, solution

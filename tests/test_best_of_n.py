@@ -7,8 +7,8 @@ import pytest
 from ponder.backends.scripted import ScriptedBackend
 from ponder.errors import InvalidRequestError
 from ponder.reasoning.base import RunContext
-from ponder.reasoning.best_of_n import BestOfN, parse_score
 from ponder.reasoning.runner import StrategySpec
+from ponder.reasoning.strategies.best_of_n import BestOfN, parse_score
 from ponder.reasoning.trace import Trace, TracingBackend
 from ponder.types import GenerationRequest
 from tests.strategy_helpers import ask, run, solution

@@ -13,7 +13,7 @@ from ponder.bench.bank import SampleBank
 from ponder.bench.calibrate import Calibration, ProgramMemo, calibrate, candidates, score
 from ponder.bench.tasks import Example, Gsm8k
 from ponder.reasoning.profile import AutoProfile, EffortProfile, load_profile
-from ponder.reasoning.program_aided import PAL_SYSTEM
+from ponder.reasoning.prompts import PAL_SYSTEM
 from ponder.types import GenerationRequest
 from tests.strategy_helpers import solution
 

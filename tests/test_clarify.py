@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ponder.backends.scripted import ScriptedBackend
-from ponder.reasoning.clarify import is_ambiguous
+from ponder.reasoning.strategies.clarify import is_ambiguous
 from ponder.types import GenerationRequest
 from tests.strategy_helpers import ask, run, solution
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ponder.backends.scripted import Reply, ScriptedBackend
-from ponder.reasoning.confidence_vote import (
-    keep_threshold,
-    lowest_group_confidence,
-    token_confidence,
-)
+from ponder.reasoning.confidence import keep_threshold, lowest_group_confidence, token_confidence
 from ponder.types import TokenLogprob, TopLogprob
 from tests.strategy_helpers import run, solution
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ponder.backends.scripted import ScriptedBackend
-from ponder.reasoning.plan_solve import parse_plan
+from ponder.reasoning.strategies.plan_solve import parse_plan
 from ponder.types import GenerationRequest
 from tests.strategy_helpers import run, solution
 

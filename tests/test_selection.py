@@ -34,9 +34,9 @@ def test_model_name_lists_and_errors() -> None:
 
 
 def test_body_field_wins_over_effort_and_validates() -> None:
-    spec, _base = select_strategy(
+    spec = select_strategy(
         model="m", ponder={"strategy": "self-consistency", "n": 3}, reasoning_effort="high"
-    )
+    ).spec
     assert spec is not None and spec.name == "self-consistency" and spec.params.n == 3  # type: ignore[attr-defined]
     with pytest.raises(InvalidRequestError) as info:
         select_strategy(
@@ -50,22 +50,23 @@ def test_body_field_wins_over_effort_and_validates() -> None:
 
 
 def test_reasoning_effort_maps_through_configuration() -> None:
-    spec, _ = select_strategy(model="m", ponder=None, reasoning_effort="low")
+    spec = select_strategy(model="m", ponder=None, reasoning_effort="low").spec
     assert spec is not None and spec.name == "auto" and spec.params.effort == "low"  # type: ignore[attr-defined]
-    spec, _ = select_strategy(model="m", ponder=None, reasoning_effort="none")
+    spec = select_strategy(model="m", ponder=None, reasoning_effort="none").spec
     assert spec is None
     custom = {"low": {"strategy": "cot"}}
-    spec, _ = select_strategy(model="m", ponder=None, reasoning_effort="low", effort_map=custom)
+    spec = select_strategy(model="m", ponder=None, reasoning_effort="low", effort_map=custom).spec
     assert spec is not None and spec.name == "cot"
-    assert select_strategy(model="m", ponder=None, reasoning_effort=None) == (None, "m")
-    spec, _ = select_strategy(
+    chosen = select_strategy(model="m", ponder=None, reasoning_effort=None)
+    assert (chosen.spec, chosen.model, chosen.source) == (None, "m", "default")
+    spec = select_strategy(
         model="m", ponder=None, reasoning_effort=None, default={"strategy": "auto"}
-    )
+    ).spec
     assert spec is not None and spec.name == "auto"
 
 
 def test_composition_spec() -> None:
-    spec, _ = select_strategy(
+    spec = select_strategy(
         model="m",
         ponder={
             "strategy": "self-consistency",
@@ -73,6 +74,6 @@ def test_composition_spec() -> None:
             "over": {"strategy": "program-aided", "n": 1},
         },
         reasoning_effort=None,
-    )
+    ).spec
     assert spec is not None and spec.over is not None
     assert spec.describe() == "self-consistency over program-aided"

@@ -321,7 +321,8 @@ def test_auto_is_the_default_and_reasoning_effort_picks_its_level(
             body["reasoning_effort"] = effort
         reply = httpx.post(f"{url}/v1/chat/completions", json=body).json()
         assert reply["ponder"]["strategy"] == "auto"
-        assert reply["ponder"]["details"]["rungs"][0][0] == "first"
+        (details,) = reply["ponder"]["details"]  # one per choice
+        assert details["rungs"][0] == "first" and details["effort"] == expected
         trace = httpx.get(f"{url}/v1/traces/{reply['ponder']['trace_id']}").json()
         assert trace["params"]["effort"] == expected
         rungs = next(n for n in trace["notes"] if n["kind"] == "rungs")["rungs"]

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from ponder.backends.embedded import EmbeddedBackend
-from ponder.reasoning.registry import STRATEGIES
+from ponder.reasoning.registry import BUILTIN
 from ponder.reasoning.runner import StrategyBackend, StrategySpec, run_strategy
 from ponder.types import GenerationRequest, Message, SamplingParams
 
-SMALL_PARAMS: dict[str, dict[str, Any]] = {
-    "cot": {},
-    "self-consistency": {"n": 3},
-    "adaptive-consistency": {"window": 2, "max_n": 4},
-    "confidence-vote": {"n": 4, "warmup": 2, "window": 4},
-    "best-of-n": {"n": 2, "verifier": "judge", "judge_max_tokens": 16},
-    "verify-refine": {"resolves": 2, "critique_max_tokens": 24},
-    "plan-solve": {"max_steps": 2, "step_max_tokens": 16},
-    "program-aided": {"n": 2},
-    "beam-search": {"beam_width": 2, "expand": 2, "max_steps": 2, "step_max_tokens": 12},
-    "mixture-of-agents": {"n_proposals": 2},
-    "thinking-budget": {"max_thinking": 12, "min_thinking": 8, "answer_max_tokens": 12},
-    "clarify": {"k": 3},
-    "auto": {"effort": "low"},
-}
+
+def test_every_strategy_has_an_example_that_validates() -> None:
+    for name, cls in BUILTIN.items():
+        StrategySpec.parse({"strategy": name, **cls.example})
 
 
-def test_every_registered_strategy_is_covered() -> None:
-    assert set(SMALL_PARAMS) == set(STRATEGIES)
-
-
-@pytest.mark.parametrize("name", sorted(SMALL_PARAMS))
+@pytest.mark.parametrize("name", sorted(BUILTIN))
 async def test_strategy_runs_on_the_embedded_model(
     tiny_backend: EmbeddedBackend, name: str
 ) -> None:
-    spec = StrategySpec.parse({"strategy": name, "max_tokens": 24, **SMALL_PARAMS[name]})
+    spec = StrategySpec.parse({"strategy": name, "max_tokens": 24, **BUILTIN[name].example})
     request = GenerationRequest(
         messages=(Message("user", "What is 2 + 3?"),),
         sampling=SamplingParams(seed=1, max_tokens=24),
@@ -57,7 +40,7 @@ async def test_confidence_vote_over_the_engine_cancels_for_real(
 ) -> None:
     # A threshold no path can meet: every online path is cancelled by the engine as soon as
     # its first confidence window is full, and stops costing tokens.
-    import ponder.reasoning.confidence_vote as deepconf
+    import ponder.reasoning.strategies.confidence_vote as deepconf
 
     monkeypatch.setattr(deepconf, "keep_threshold", lambda confidences, keep_percent: 1e9)
     spec = StrategySpec.parse(

@@ -16,9 +16,9 @@ from ponder.bench.commands import bench, calibrate
 from ponder.config import PonderConfig, load_config
 from ponder.engine.weights import ModelStore
 from ponder.errors import PonderError
+from ponder.gateway import Gateway
 from ponder.progress import download_bar
-from ponder.reasoning.base import Services
-from ponder.reasoning.runner import StrategySpec, run_strategy
+from ponder.reasoning.runner import StrategySpec
 from ponder.types import GenerationRequest, Message, SamplingParams
 
 
@@ -117,10 +117,10 @@ def ask(
             raw["effort"] = effort
         if temperature is not None:
             raw.setdefault("temperature", temperature)
-        spec = StrategySpec.parse(raw)
-        registry = BackendRegistry(config)
-        try:
-            backend = await registry.get(name, progress=download_bar(f"assembling {name}"))
+        async with Gateway(config) as gateway:
+            spec = StrategySpec.parse(raw, gateway.strategies)
+            if gateway.registry.kind_of(gateway.registry.canonical(name)) == "bundled":
+                await gateway.registry.get(name, progress=download_bar(f"assembling {name}"))
             request = GenerationRequest(
                 messages=(Message("user", question),),
                 sampling=SamplingParams(max_tokens=max_tokens, seed=seed),
@@ -131,12 +131,8 @@ def ask(
                 if show_reasoning
                 else None
             )
-            result = await run_strategy(
-                spec, backend, request, on_progress=progress, services=Services.from_config(config)
-            )
+            result = await gateway.solve(spec, request, model=name, on_progress=progress)
             elapsed = time.perf_counter() - started
-        finally:
-            await registry.aclose()
         if show_reasoning:
             click.secho("Reasoning:", bold=True)
             click.echo(result.reasoning)
@@ -225,6 +221,36 @@ def models(config: PonderConfig, verify: bool) -> None:
     click.echo(f"cache: {store.cache_dir}")
     if failed:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--markdown", is_flag=True, help="Print the table docs/strategies.md carries.")
+@click.option(
+    "--write-docs",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Replace the generated table in this Markdown file.",
+)
+def strategies(markdown: bool, write_docs: str | None) -> None:
+    """List the reasoning strategies: built in, and added by installed packages."""
+    from ponder.reasoning import catalog
+    from ponder.reasoning.registry import StrategyRegistry
+
+    try:
+        registry = StrategyRegistry.discover()
+    except PonderError as exc:
+        raise click.ClickException(exc.message) from exc
+    table = catalog.markdown(registry)
+    if write_docs:
+        path = Path(write_docs)
+        path.write_text(catalog.replace_section(path.read_text(), table))
+        return
+    if markdown:
+        click.echo(table, nl=False)
+        return
+    for name, cls in registry.items():
+        click.echo(f"{name:<22} {catalog.summary(cls)}")
+        click.echo(f"{'':<22} e.g. {catalog.example_model_name(cls)}")
 
 
 @main.group()

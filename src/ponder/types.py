@@ -150,6 +150,11 @@ class Choice:
     reasoning: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
     tool_calls: tuple[Mapping[str, Any], ...] | None = None
+    # Completion tokens of the text shown as the answer, when a strategy produced it (the
+    # rest of its tokens are reasoning); None: every completion token is shown.
+    shown_tokens: int | None = None
+    # What the strategy decided for this choice (rungs climbed, votes, why it stopped).
+    details: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ too, so they compose.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ponder.types import (
     Choice,
@@ -89,8 +89,11 @@ class QueueStream:
         self._on_close = on_close
         self._usage = Usage()
         self._done = False
-        # A strategy's trace, once it has finished (see ponder.reasoning.runner).
+        # Once a strategy has finished (see ponder.reasoning.runner): its trace, and per
+        # choice the tokens of the shown answer and what the strategy decided.
         self.trace: object | None = None
+        self.shown_tokens: tuple[int, ...] | None = None
+        self.details: tuple[Mapping[str, Any], ...] = ()
         # The task feeding this stream, if any: held so it is not garbage-collected.
         self.producer: asyncio.Task[None] | None = None
 

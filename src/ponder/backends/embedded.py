@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from pathlib import Path
-
-from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from ponder.backends.base import Capabilities, QueueStream, collect
 from ponder.backends.thinking import ThinkSplitter
 from ponder.backends.toolcalls import parser_for_template
+from ponder.config import ContextConfig
 from ponder.engine.batched import BatchedEngine
-from ponder.engine.llama_model import ContextConfig, LlamaModel
+from ponder.engine.grammar import schema_grammar
+from ponder.engine.llama_model import LlamaModel
 from ponder.errors import InvalidRequestError
 from ponder.metering import Charge, begin_charge
 from ponder.types import Completion, Delta, GenerationRequest, Usage
@@ -70,7 +69,7 @@ class EmbeddedBackend:
         if schema is None:
             return None
         try:
-            return str(json_schema_to_gbnf(json.dumps(schema)))
+            return schema_grammar(schema)
         except Exception as exc:
             raise InvalidRequestError(
                 f"unsupported JSON schema: {exc}", param="response_format"
@@ -86,7 +85,7 @@ class EmbeddedBackend:
         # jobs; each evaluates the prompt again, and usage counts it again.
         chunks = [(start, min(width, request.n - start)) for start in range(0, request.n, width)]
         job_ids: list[int] = []
-        state = _StreamState(len(chunks), begin_charge())
+        state = _StreamState(len(chunks), begin_charge(self.name))
 
         def cancel(index: int) -> None:
             for job_id, (start, size) in zip(job_ids, chunks, strict=False):
@@ -130,10 +129,8 @@ class _StreamState:
         stream.set_usage(self.usage)
         if self.remaining == 0:
             # Also reached after a cancel, with the exact count of what was decoded.
-            self.charge.end(self.usage)
+            self.charge.end(self.usage, self.error)
             if self.error is not None:
-                if hasattr(self.error, "usage") and self.error.usage is None:
-                    self.error.usage = self.usage
                 stream.fail(self.error)
             else:
                 stream.finish(self.usage)

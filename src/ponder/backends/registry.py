@@ -10,14 +10,17 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ponder.backends.base import Backend
-from ponder.backends.embedded import EmbeddedBackend
 from ponder.backends.remote import RemoteBackend, RemoteConfig
 from ponder.config import PonderConfig, ProviderConfig
 from ponder.engine.weights import ModelStore
-from ponder.errors import InvalidRequestError, ModelNotFoundError
+from ponder.errors import InvalidRequestError, ModelError, ModelNotFoundError
 from ponder.policy import DenyList, Policy, Purpose
+
+if TYPE_CHECKING:
+    from ponder.backends.embedded import EmbeddedBackend
 
 # Names that mean "the configured default model".
 DEFAULT_ALIASES = frozenset({"default", "ponder"})
@@ -127,9 +130,10 @@ class BackendRegistry:
                 provider, model = self._remote_index.get(name) or self._provider_prefix(name)  # type: ignore[misc]
                 backend = RemoteBackend(_remote_config(provider, model), name=name)
             else:
+                embedded = embedded_backend_class()
                 path = await asyncio.to_thread(self._weights_path, name, kind, progress)
                 backend = await asyncio.to_thread(
-                    EmbeddedBackend.from_path, path, self.config.engine, name
+                    embedded.from_path, path, self.config.engine, name
                 )
             self._backends[name] = backend
             return backend
@@ -165,6 +169,19 @@ class BackendRegistry:
     def check_n(self, n: int) -> None:
         if n < 1 or n > self.config.max_n:
             raise InvalidRequestError(f"n must be between 1 and {self.config.max_n}", param="n")
+
+
+def embedded_backend_class() -> type[EmbeddedBackend]:
+    """The embedded engine, imported on first use: a gateway in front of remote endpoints
+    runs without llama.cpp installed."""
+    try:
+        from ponder.backends.embedded import EmbeddedBackend
+    except ImportError as exc:
+        raise ModelError(
+            f"embedded models need llama.cpp, which is not installed ({exc.name or exc}); "
+            'install it with: pip install "ponder[local]"'
+        ) from exc
+    return EmbeddedBackend
 
 
 def _remote_config(provider: ProviderConfig, model: str) -> RemoteConfig:

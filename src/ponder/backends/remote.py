@@ -105,7 +105,8 @@ class RemoteBackend:
         n = request.n
         choices: list[Choice] = []
         usage = Usage()
-        charge = begin_charge()
+        charge = begin_charge(self.name)
+        error: BaseException | None = None
         try:
             if n > 1 and self._native_n is not False:
                 response = await self._call(
@@ -124,9 +125,12 @@ class RemoteBackend:
                 for got, call_usage in results:
                     choices.extend(got)
                     usage = usage + call_usage
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             # A call cut off before its reply charges nothing: the endpoint never said.
-            charge.end(usage)
+            charge.end(usage, error)
         return Completion(choices=tuple(choices), usage=usage, model=self.name)
 
     async def _fan_out(
@@ -254,10 +258,11 @@ class RemoteBackend:
                         finished[k] = True
                 raise
 
-        charge = begin_charge()
+        charge = begin_charge(self.name)
 
         async def run_all() -> None:
             n = request.n
+            failure: BaseException | None = None
             try:
                 if n > 1 and self._native_n is True:
                     await run_stream(
@@ -276,14 +281,16 @@ class RemoteBackend:
                             tasks[i] = group.create_task(_guard(run_stream(params, i, 1)))
                 stream.finish(totals.usage)
             except* PonderError as group_error:
-                error = group_error.exceptions[0]
-                if isinstance(error, PonderError):
-                    error.usage = totals.usage
-                stream.fail(error)
+                failure = group_error.exceptions[0]
+                stream.fail(failure)
             except* Exception as group_error:
-                stream.fail(BackendError(f"{self.name}: {group_error.exceptions[0]}"))
+                failure = BackendError(f"{self.name}: {group_error.exceptions[0]}")
+                stream.fail(failure)
+            except* BaseException as group_error:  # cancelled: the caller went away
+                failure = group_error.exceptions[0]
+                raise
             finally:
-                charge.end(totals.usage)
+                charge.end(totals.usage, failure)
 
         runner = loop.create_task(run_all())
         stream.producer = runner

@@ -89,14 +89,19 @@ class ScriptedBackend:
         stream = QueueStream(on_cancel=cancelled.add, on_close=lambda: _stop(stream))
         prompt = self._prompt_tokens(request)
         limit = request.sampling.max_tokens
-        charge = begin_charge()
+        charge = begin_charge(self.name)
         counts = [0] * request.n
 
         async def run() -> None:
+            failure: BaseException | None = None
             try:
                 await produce()
+            except BaseException as exc:
+                failure = exc
+                raise
             finally:
-                charge.end(Usage(prompt_tokens=prompt, completion_tokens=sum(counts), calls=1))
+                usage = Usage(prompt_tokens=prompt, completion_tokens=sum(counts), calls=1)
+                charge.end(usage, failure)
 
         async def produce() -> None:
             pieces = [tokens_of(r.text) for r in replies]

@@ -32,10 +32,12 @@ from ponder.backends.base import Backend
 from ponder.bench.bank import BankBackend, SampleBank
 from ponder.bench.runner import build_bank
 from ponder.bench.tasks import Example, Task
-from ponder.reasoning.auto import AutoParams
+from ponder.config import PonderConfig
+from ponder.gateway import Gateway
 from ponder.reasoning.base import Services, StrategyResult
 from ponder.reasoning.profile import AutoProfile, EffortProfile, FirstPass, Rung
-from ponder.reasoning.runner import StrategySpec, run_strategy
+from ponder.reasoning.runner import StrategySpec
+from ponder.reasoning.strategies.auto import AutoParams
 from ponder.sandbox import ProgramSandbox, RunResult, Sandbox, SandboxLimits, SandboxStatus
 from ponder.types import GenerationRequest, SamplingParams
 
@@ -57,8 +59,8 @@ class ProgramMemo:
     """Runs each distinct program once in the sandbox: candidates re-ask the same programs
     many times."""
 
-    def __init__(self, sandbox: ProgramSandbox) -> None:
-        self.sandbox = sandbox
+    def __init__(self, sandbox: ProgramSandbox | None = None) -> None:
+        self.sandbox = sandbox or Sandbox()
         self._done: dict[tuple[str, SandboxLimits], RunResult] = {}
 
     async def status(self) -> SandboxStatus:
@@ -167,7 +169,11 @@ async def score(
     gate = asyncio.Semaphore(concurrency or len(examples) or 1)
     profile = AutoProfile(efforts={"candidate": effort})
     spec = StrategySpec("auto", AutoParams(effort="candidate", answer_format=task.answer_format))
-    services = Services(auto_profile=profile, sandbox=memo)
+    gateway = Gateway(
+        PonderConfig(trace_db=":memory:"),
+        services=Services(auto_profile=profile, sandbox=memo),
+        store_traces=False,
+    )
     correct: list[float] = []
     tokens: list[float] = []
     details: list[dict[str, Any]] = []
@@ -179,7 +185,7 @@ async def score(
                 messages=task.messages(example), sampling=SamplingParams(max_tokens=max_tokens)
             )
             async with gate:
-                return await run_strategy(spec, backend, request, services=services)
+                return await gateway.solve(spec, request, model=backend.name, backend=backend)
 
         results = await asyncio.gather(*(one(e) for e in examples))
         for example, result in zip(examples, results, strict=True):
@@ -232,7 +238,7 @@ async def calibrate(
         max_tokens=max_tokens,
         concurrency=concurrency,
     )
-    memo = ProgramMemo(sandbox or Sandbox())
+    memo = ProgramMemo(sandbox)
     say("first passes and programs (live once, then from the bank)")
     for kind in first_passes:
         widest = EffortProfile(

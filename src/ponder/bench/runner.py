@@ -20,9 +20,10 @@ from typing import Any, Protocol
 from ponder.backends.base import Backend
 from ponder.bench.jsonl import append_entry, read_entries
 from ponder.bench.tasks import Example, Task
+from ponder.config import PonderConfig
 from ponder.errors import PonderError
-from ponder.reasoning.base import Services
-from ponder.reasoning.runner import StrategySpec, run_strategy
+from ponder.gateway import Gateway
+from ponder.reasoning.runner import StrategySpec
 from ponder.types import GenerationRequest, SamplingParams, Usage
 
 
@@ -56,7 +57,9 @@ class System(Protocol):
 
 
 class StrategySystem:
-    """A Ponder strategy over a backend."""
+    """A Ponder strategy over a backend, run through the gateway like any request (its other
+    models, such as mixture-of-agents proposers or auto's escalation, resolved and
+    policy-checked there)."""
 
     def __init__(
         self,
@@ -66,14 +69,15 @@ class StrategySystem:
         *,
         max_tokens: int = 768,
         seed: int = 0,
-        services: Services | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
         self.name = label
         self.spec = spec
         self.backend = backend
         self.max_tokens = max_tokens
         self.seed = seed
-        self.services = services
+        # Without one, a gateway of its own that keeps nothing on disk.
+        self.gateway = gateway or Gateway(PonderConfig(trace_db=":memory:"), store_traces=False)
 
     async def solve(self, task: Task, example: Example) -> tuple[str, str | None, Usage, bool]:
         request = GenerationRequest(
@@ -83,11 +87,11 @@ class StrategySystem:
         params = self.spec.params
         if params.answer_format == "auto" and task.answer_format != "auto":
             params = params.model_copy(update={"answer_format": task.answer_format})
-        result = await run_strategy(
-            StrategySpec(self.spec.name, params, self.spec.over),
-            self.backend,
+        result = await self.gateway.solve(
+            StrategySpec(self.spec.name, params, self.spec.over, self.spec.cls),
             request,
-            services=self.services,
+            model=self.backend.name,
+            backend=self.backend,
         )
         return result.text, result.answer, result.hidden_usage, True
 
@@ -200,8 +204,8 @@ async def build_bank(
     """Draw ``size`` chain-of-thought paths per question into the bank (skipping questions
     that already have them): the same requests the voting strategies make."""
     from ponder.bench.bank import path_key
-    from ponder.reasoning.cot import CotParams
     from ponder.reasoning.paths import path_request
+    from ponder.reasoning.strategies.cot import CotParams
 
     gate = asyncio.Semaphore(concurrency)
 

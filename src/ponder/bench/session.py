@@ -31,7 +31,7 @@ from ponder.bench.runner import (
 from ponder.bench.tasks import Example, load_task
 from ponder.config import PonderConfig
 from ponder.errors import ConfigError
-from ponder.reasoning.base import Services
+from ponder.gateway import Gateway
 from ponder.sandbox import Sandbox
 
 Progress = Callable[[int, int], Callable[[int], None]]
@@ -108,7 +108,7 @@ async def run_session(
             )
         bank = SampleBank(options.bank) if options.bank else None
         replicates = options.replicates if bank is not None else 1
-        services = Services.from_config(config)
+        gateway = Gateway(config, registry=registry, close_backends=False, store_traces=False)
         endpoints: list[System] = [_endpoint(s, options.max_tokens) for s in options.systems]
         systems_by_replicate: list[list[System]] = []
         for replicate in range(replicates):
@@ -123,7 +123,7 @@ async def run_session(
                     else backend,
                     max_tokens=options.max_tokens,
                     seed=options.seed + replicate,
-                    services=services,
+                    gateway=gateway,
                 )
                 for label, spec in labelled
             ]

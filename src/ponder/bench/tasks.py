@@ -156,7 +156,7 @@ class HumanEval:
         return (Message("user", ask),)
 
     async def grade(self, example: Example, text: str, answer: str | None) -> bool:
-        from ponder.reasoning.program_aided import extract_code
+        from ponder.reasoning.programs import extract_code
 
         code = extract_code(text) or text
         if f"def {example.answer}" not in code:

@@ -10,34 +10,25 @@ import ctypes
 import functools
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from ponder.config import ContextConfig
 from ponder.errors import ModelError
 from ponder.types import Message
 
 
-@dataclass(frozen=True, slots=True)
-class ContextConfig:
-    """How the llama.cpp context is built for one model."""
-
-    n_ctx: int = 32768  # KV cells: shared by all sequences when kv_unified
-    n_batch: int = 512  # tokens per llama_decode call (prefill chunk + decode tokens)
-    n_seq_max: int = 16  # most sequences alive at once
-    n_threads: int | None = None  # default: every core
-    # One KV buffer for all sequences (a prompt's cells are shared by its paths), or one
-    # stream of n_ctx/n_seq_max cells per sequence. Unified measured faster here for N=16.
-    kv_unified: bool = True
-    flash_attn: bool = True
-    # Let a queued request start ahead of a wider one that is waiting for slots, when it
-    # cannot delay that one (ponder.engine.admission); false: strictly first come, first served.
-    backfill: bool = True
-    # max_tokens for requests that set none; KV cells are reserved for it up front.
-    default_max_tokens: int = 4096
+@functools.cache
+def _has_amx() -> bool:
+    """Whether this CPU has AMX tiles (read once; the answer cannot change)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return any(line.startswith("flags") and "amx_tile" in line for line in cpuinfo)
+    except OSError:
+        return False
 
 
 @functools.cache
@@ -70,6 +61,9 @@ class LlamaModel:
         self.config = config
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = 0
+        mparams.use_extra_bufts = (
+            config.extra_buffers if config.extra_buffers is not None else not _has_amx()
+        )
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
         if not model:
             raise ModelError(f"llama.cpp could not load the model file {path}")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import platformdirs
 
+from ponder.config import DEFAULT_MODEL
 from ponder.errors import ModelIntegrityError, ModelNotFoundError, ModelNotInstalledError
 
 CHUNK = 8 * 1024 * 1024
@@ -109,7 +110,7 @@ BUNDLED: tuple[ModelSpec, ...] = (
     ),
 )
 
-DEFAULT_MODEL = BUNDLED[0].name
+assert BUNDLED[0].name == DEFAULT_MODEL, "the default model is the first bundled one"
 
 
 def default_cache_dir() -> Path:

@@ -181,7 +181,7 @@ class PonderInfo(BaseModel):
     trace_id: str | None = None
     strategy: str | None = None
     calls: int | None = None
-    details: dict[str, Any] | None = None
+    details: list[dict[str, Any]] | None = None  # per choice: what the strategy decided
 
 
 class ChatCompletionResponse(BaseModel):

@@ -9,13 +9,14 @@ message before any tokens are spent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from ponder.errors import first_error
+from ponder.policy import Purpose
 from ponder.reasoning.profile import AutoProfile, load_profile
 from ponder.reasoning.trace import Trace, TracingBackend
 from ponder.sandbox import ProgramSandbox, Sandbox
@@ -98,13 +99,33 @@ class StrategyResult:
         )
 
 
-class Strategy(Protocol):
+@dataclass(frozen=True, slots=True)
+class ModelUse:
+    """A model a strategy will call besides the request's own, so the gateway resolves it
+    (through the same routing and policy) before the run. A ``required`` one that cannot be
+    used fails the request; an optional one is left out and the strategy goes without it."""
+
+    name: str
+    purpose: Purpose
+    required: bool = True
+
+
+class Strategy:
+    """What every strategy is: a ``name``, a ``Params`` model, and ``run``. Stateless; one
+    instance may serve any number of runs."""
+
     name: ClassVar[str]
     Params: ClassVar[type[StrategyParams]]
+    # Small parameters that run it end to end: shown in the docs, run by the integration test.
+    example: ClassVar[Mapping[str, Any]] = {}
 
-    async def run(
-        self, ctx: RunContext, request: GenerationRequest, params: Any
-    ) -> StrategyResult: ...
+    async def run(self, ctx: RunContext, request: GenerationRequest, params: Any) -> StrategyResult:
+        raise NotImplementedError
+
+    def models(self, params: Any, services: Services) -> tuple[ModelUse, ...]:
+        """The models this run will call besides the request's (found in ``ctx.backends``
+        under these names). Most strategies call only the request's model."""
+        return ()
 
 
 async def gather(*coros: Awaitable[T]) -> list[T]:

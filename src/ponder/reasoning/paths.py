@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from ponder.reasoning.answers import extract_answer
 from ponder.reasoning.base import RunContext, StrategyParams
-from ponder.reasoning.cot import with_cot_prompt
+from ponder.reasoning.prompts import with_cot_prompt
+from ponder.reasoning.trace import TraceCall
 from ponder.types import Choice, GenerationRequest, TokenLogprob
 
 DEFAULT_PATH_TOKENS = 768
@@ -73,15 +74,40 @@ async def sample_paths(
     label: str = "paths",
 ) -> list[Path]:
     """Sample ``n`` chain-of-thought paths in one batched call and extract their answers."""
+    paths, _ = await sample_paths_recorded(
+        ctx,
+        request,
+        params,
+        n=n,
+        temperature=temperature,
+        top_logprobs=top_logprobs,
+        offset=offset,
+        label=label,
+    )
+    return paths
+
+
+async def sample_paths_recorded(
+    ctx: RunContext,
+    request: GenerationRequest,
+    params: StrategyParams,
+    *,
+    n: int,
+    temperature: float,
+    top_logprobs: int = 0,
+    offset: int = 0,
+    label: str = "paths",
+) -> tuple[list[Path], TraceCall]:
+    """:func:`sample_paths`, with the call's trace record for the caller's annotations."""
     sub = path_request(
         request, params, n=n, temperature=temperature, top_logprobs=top_logprobs, seed_offset=offset
     )
-    completion = await ctx.backend.generate(sub, label=label)
+    completion, call = await ctx.backend.generate_recorded(sub, label=label)
     question = question_of(request)
     paths = [to_path(c, params, question, offset) for c in completion.choices]
-    ctx.trace.calls[-1].annotations["answers"] = [p.answer for p in paths]
+    call.annotations["answers"] = [p.answer for p in paths]
     for path in paths:
         ctx.progress(
             f"path {path.index + 1}: {path.answer if path.answer is not None else '(no answer)'}"
         )
-    return paths
+    return paths, call

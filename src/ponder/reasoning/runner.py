@@ -15,9 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.backends.base import Backend, Capabilities, QueueStream
-from ponder.errors import PonderError, first_error
-from ponder.reasoning.base import RunContext, Services, StrategyParams, StrategyResult, gather
-from ponder.reasoning.registry import parse_params, strategy_class
+from ponder.errors import InvalidRequestError, first_error
+from ponder.reasoning.base import (
+    RunContext,
+    Services,
+    Strategy,
+    StrategyParams,
+    StrategyResult,
+    gather,
+)
+from ponder.reasoning.registry import StrategyRegistry
 from ponder.reasoning.trace import Trace, TracingBackend
 from ponder.types import Choice, Completion, Delta, GenerationRequest, Usage
 
@@ -29,21 +36,30 @@ class StrategySpec:
     name: str
     params: StrategyParams
     over: StrategySpec | None = None
+    # The class that runs it (None: the built-in of that name).
+    cls: type[Strategy] | None = None
 
     @staticmethod
-    def parse(raw: Mapping[str, Any]) -> StrategySpec:
+    def parse(raw: Mapping[str, Any], registry: StrategyRegistry | None = None) -> StrategySpec:
         """From the ``ponder`` body field: {"strategy": name, <params>..., "over": {...}}."""
+        registry = registry or StrategyRegistry()
         data = dict(raw)
         name = data.pop("strategy", None)
         if not isinstance(name, str):
-            from ponder.errors import InvalidRequestError
-
             raise InvalidRequestError(
                 "ponder.strategy must name a strategy", param="ponder.strategy"
             )
         over_raw = data.pop("over", None)
-        over = StrategySpec.parse(over_raw) if isinstance(over_raw, Mapping) else None
-        return StrategySpec(name=name, params=parse_params(name, data), over=over)
+        over = StrategySpec.parse(over_raw, registry) if isinstance(over_raw, Mapping) else None
+        return StrategySpec(
+            name=name,
+            params=registry.parse_params(name, data),
+            over=over,
+            cls=registry.get(name),
+        )
+
+    def strategy(self) -> Strategy:
+        return (self.cls or StrategyRegistry().get(self.name))()
 
     def describe(self) -> str:
         return self.name if self.over is None else f"{self.name} over {self.over.describe()}"
@@ -72,13 +88,10 @@ async def run_strategy(
         backends={name: TracingBackend(b, trace) for name, b in (backends or {}).items()},
         services=services or Services(),
     )
-    strategy = strategy_class(spec.name)()
+    strategy = spec.strategy()
     started = time.perf_counter()
     try:
         result = await strategy.run(ctx, request, spec.params)
-    except PonderError as exc:
-        exc.usage = (exc.usage or Usage()) if not trace.calls else trace.usage
-        raise
     finally:
         trace.seconds = time.perf_counter() - started
     return result
@@ -185,6 +198,8 @@ class StrategyBackend:
                 return
             done = [r for r in runs.results if r is not None]
             stream.trace = _merge_traces(done, self.spec)
+            stream.shown_tokens = tuple(r.shown_tokens for r in done)
+            stream.details = tuple(r.details for r in done)
             stream.finish(Usage.sum([r.hidden_usage for r in done]))
 
         stream.producer = loop.create_task(run_all())
@@ -220,6 +235,8 @@ def _completion(
             finish_reason="stop",
             completion_tokens=r.usage.completion_tokens,
             reasoning=logs[i] or None,
+            shown_tokens=r.shown_tokens,
+            details=r.details,
         )
         for i, r in enumerate(results)
     )

@@ -18,20 +18,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from ponder.config import DEFAULT_EFFORT
 from ponder.errors import InvalidRequestError
+from ponder.reasoning.registry import StrategyRegistry
 from ponder.reasoning.runner import StrategySpec
 
 MODEL_PREFIX = "ponder/"
-
-DEFAULT_EFFORT: Mapping[str, Mapping[str, Any] | None] = {
-    "none": None,
-    **{
-        effort: {"strategy": "auto", "effort": effort}
-        for effort in ("minimal", "low", "medium", "high", "xhigh")
-    },
-}
 
 
 def _coerce(value: str) -> Any:
@@ -65,6 +60,15 @@ def parse_model_name(model: str) -> tuple[Mapping[str, Any] | None, str]:
     return raw, base
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    spec: StrategySpec | None  # None: pass the request straight to the model
+    model: str  # the model it runs on, as named (before routing)
+    # Who chose: the request itself (``ponder`` or the model name), its reasoning_effort,
+    # or the server's default. A strategy the client named must honour every field it sent.
+    source: Literal["request", "effort", "default"]
+
+
 def select_strategy(
     *,
     model: str,
@@ -72,7 +76,8 @@ def select_strategy(
     reasoning_effort: str | None,
     effort_map: Mapping[str, Mapping[str, Any] | None] = DEFAULT_EFFORT,
     default: Mapping[str, Any] | None = None,
-) -> tuple[StrategySpec | None, str]:
+    registry: StrategyRegistry | None = None,
+) -> Selection:
     """The strategy for a request (None: pass through) and the model it runs on."""
     from_name, base = parse_model_name(model)
     if ponder is not None and from_name is not None:
@@ -81,14 +86,18 @@ def select_strategy(
         )
     raw = ponder if ponder is not None else from_name
     if raw is not None and "strategy" in raw:
-        return StrategySpec.parse(raw), base
+        return Selection(StrategySpec.parse(raw, registry), base, "request")
     if raw is not None:
         raise InvalidRequestError("ponder.strategy is required", param="ponder.strategy")
     if reasoning_effort is not None:
         if reasoning_effort not in effort_map:
+            known = ", ".join(effort_map)
             raise InvalidRequestError(
-                f"unknown reasoning_effort {reasoning_effort!r}", param="reasoning_effort"
+                f"unknown reasoning_effort {reasoning_effort!r}; known: {known}",
+                param="reasoning_effort",
             )
         mapped = effort_map[reasoning_effort]
-        return (StrategySpec.parse(mapped) if mapped is not None else None), base
-    return (StrategySpec.parse(default) if default is not None else None), base
+        spec = StrategySpec.parse(mapped, registry) if mapped is not None else None
+        return Selection(spec, base, "effort")
+    spec = StrategySpec.parse(default, registry) if default is not None else None
+    return Selection(spec, base, "default")

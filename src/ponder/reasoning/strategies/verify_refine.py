@@ -9,12 +9,13 @@ of them than the original does.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from ponder.reasoning.answers import extract_answer
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
+from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
 from ponder.reasoning.paths import Path, question_of, sample_paths
 from ponder.reasoning.voting import counts
 from ponder.types import GenerationRequest, Message
@@ -37,9 +38,10 @@ class VerifyRefineParams(StrategyParams):
     critique_max_tokens: int = Field(default=384, ge=16, le=4096)
 
 
-class VerifyRefine:
+class VerifyRefine(Strategy):
     name: ClassVar[str] = "verify-refine"
     Params: ClassVar[type[StrategyParams]] = VerifyRefineParams
+    example: ClassVar[Mapping[str, Any]] = {"resolves": 2, "critique_max_tokens": 24}
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: VerifyRefineParams
@@ -151,10 +153,10 @@ class VerifyRefine:
         sampling = request.sampling.replace(
             temperature=0.0, max_tokens=params.max_tokens or request.sampling.max_tokens or 768
         )
-        result = await ctx.backend.generate(
+        result, call = await ctx.backend.generate_recorded(
             request.replace(messages=messages, n=1, sampling=sampling), label=f"revise {round_}"
         )
         choice = result.choices[0]
         answer = extract_answer(choice.text, params.answer_format, question_of(request))
-        ctx.trace.calls[-1].annotations["answers"] = [answer]
+        call.annotations["answers"] = [answer]
         return Path(path.index, choice.text, answer, choice.completion_tokens, choice.finish_reason)

@@ -14,16 +14,17 @@ group confidence is the minimum over windows (a path that gets lost anywhere sco
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
-from typing import ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from ponder.reasoning.answers import extract_answer
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
-from ponder.reasoning.paths import Path, path_request, question_of, sample_paths
-from ponder.reasoning.self_consistency import result_from_vote
+from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
+from ponder.reasoning.confidence import keep_threshold, lowest_group_confidence, token_confidence
+from ponder.reasoning.outcome import result_from_vote
+from ponder.reasoning.paths import Path, path_request, question_of, sample_paths_recorded
 from ponder.reasoning.voting import Vote, weighted_vote
 from ponder.types import GenerationRequest, TokenLogprob
 
@@ -37,34 +38,6 @@ class ConfidenceVoteParams(StrategyParams):
     top_logprobs: int = Field(default=5, ge=1, le=20)
 
 
-def token_confidence(entry: TokenLogprob) -> float:
-    values = [t.logprob for t in entry.top] or [entry.logprob]
-    return -float(np.mean(values))
-
-
-def mean_confidence(logprobs: Sequence[TokenLogprob] | None) -> float:
-    """Mean token confidence over a whole path (0 when the path carries no logprobs)."""
-    if not logprobs:
-        return 0.0
-    return float(np.mean([token_confidence(e) for e in logprobs]))
-
-
-def lowest_group_confidence(logprobs: Sequence[TokenLogprob] | None, window: int) -> float:
-    """Minimum over sliding windows of the mean token confidence (whole path if shorter)."""
-    if not logprobs:
-        return 0.0
-    conf = np.asarray([token_confidence(e) for e in logprobs], dtype=np.float64)
-    if len(conf) <= window:
-        return float(conf.mean())
-    sums = np.convolve(conf, np.ones(window), mode="valid") / window
-    return float(sums.min())
-
-
-def keep_threshold(confidences: Sequence[float], keep_percent: float) -> float:
-    """The confidence above which the top ``keep_percent`` of values lie."""
-    return float(np.percentile(np.asarray(confidences), 100.0 - keep_percent))
-
-
 def filtered_vote(
     paths: Sequence[Path], confidences: Sequence[float], keep_percent: float
 ) -> tuple[list[int], Vote]:
@@ -74,31 +47,32 @@ def filtered_vote(
     return kept, vote
 
 
-class ConfidenceVote:
+class ConfidenceVote(Strategy):
     name: ClassVar[str] = "confidence-vote"
     Params: ClassVar[type[StrategyParams]] = ConfidenceVoteParams
+    example: ClassVar[Mapping[str, Any]] = {"n": 4, "warmup": 2, "window": 4}
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: ConfidenceVoteParams
     ) -> StrategyResult:
         k = min(params.top_logprobs, ctx.backend.capabilities.max_top_logprobs)
         if params.mode == "offline" or params.warmup >= params.n:
-            paths = await sample_paths(
+            paths, call = await sample_paths_recorded(
                 ctx, request, params, n=params.n, temperature=0.7, top_logprobs=k
             )
             confidences = [lowest_group_confidence(p.logprobs, params.window) for p in paths]
             kept, vote = filtered_vote(paths, confidences, params.keep_percent)
-            ctx.trace.calls[-1].annotations["confidences"] = [round(c, 4) for c in confidences]
+            call.annotations["confidences"] = [round(c, 4) for c in confidences]
             return result_from_vote(
                 ctx, [paths[i] for i in kept], vote, kept=len(kept), mode="offline"
             )
 
-        warm = await sample_paths(
+        warm, call = await sample_paths_recorded(
             ctx, request, params, n=params.warmup, temperature=0.7, top_logprobs=k, label="warmup"
         )
         warm_conf = [lowest_group_confidence(p.logprobs, params.window) for p in warm]
         threshold = keep_threshold(warm_conf, params.keep_percent)
-        ctx.trace.calls[-1].annotations["confidences"] = [round(c, 4) for c in warm_conf]
+        call.annotations["confidences"] = [round(c, 4) for c in warm_conf]
         ctx.trace.note("threshold", value=round(threshold, 4), from_warmup=len(warm))
         ctx.progress(f"warm-up of {len(warm)} paths: confidence threshold {threshold:.3f}")
         live, live_conf, cancelled = await self._stream_rest(
@@ -135,8 +109,7 @@ class ConfidenceVote:
         sub = path_request(
             request, params, n=n, temperature=0.7, top_logprobs=k, seed_offset=offset
         )
-        call = ctx.backend.record_stream(sub, label="online")
-        stream = ctx.backend.stream(sub)
+        stream = ctx.backend.stream(sub, label="online")
         texts = [""] * n
         logprobs: list[list[TokenLogprob]] = [[] for _ in range(n)]
         windows: list[deque[float]] = [deque(maxlen=params.window) for _ in range(n)]
@@ -162,7 +135,6 @@ class ConfidenceVote:
                 ctx.progress(
                     f"path {offset + i + 1} cancelled: confidence {lowest[i]:.3f} < {threshold:.3f}"
                 )
-        call.usage = stream.usage
         question = question_of(request)
         paths = [
             Path(
@@ -176,16 +148,7 @@ class ConfidenceVote:
             for i in range(n)
         ]
         confidences = [lowest_group_confidence(p.logprobs, params.window) for p in paths]
-        call.outputs = [
-            {
-                "index": p.index,
-                "text": p.text,
-                "finish_reason": p.finish_reason,
-                "completion_tokens": p.completion_tokens,
-            }
-            for p in paths
-        ]
-        call.annotations.update(
+        stream.call.annotations.update(
             answers=[p.answer for p in paths], confidences=[round(c, 4) for c in confidences]
         )
         for p in paths:

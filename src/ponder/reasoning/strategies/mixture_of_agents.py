@@ -7,16 +7,25 @@ lets the proposers see the previous layer's answers before answering again.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from ponder.errors import InvalidRequestError
 from ponder.reasoning.answers import extract_answer
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult, gather
-from ponder.reasoning.cot import with_cot_prompt
+from ponder.reasoning.base import (
+    ModelUse,
+    RunContext,
+    Services,
+    Strategy,
+    StrategyParams,
+    StrategyResult,
+    gather,
+)
 from ponder.reasoning.paths import question_of
-from ponder.reasoning.trace import TracingBackend
+from ponder.reasoning.prompts import with_cot_prompt
+from ponder.reasoning.trace import TraceCall, TracingBackend
 from ponder.types import Completion, GenerationRequest, Message
 
 AGGREGATE = (
@@ -41,9 +50,14 @@ def _aggregate_prompt(request: GenerationRequest, proposals: list[str]) -> Gener
     )
 
 
-class MixtureOfAgents:
+class MixtureOfAgents(Strategy):
     name: ClassVar[str] = "mixture-of-agents"
     Params: ClassVar[type[StrategyParams]] = MixtureOfAgentsParams
+    example: ClassVar[Mapping[str, Any]] = {"n_proposals": 2}
+
+    def models(self, params: MixtureOfAgentsParams, services: Services) -> tuple[ModelUse, ...]:
+        names = [*params.proposers, *([params.aggregator] if params.aggregator else [])]
+        return tuple(ModelUse(name, "proposer") for name in dict.fromkeys(names))
 
     def _backend(self, ctx: RunContext, name: str | None) -> TracingBackend:
         if name is None:
@@ -68,30 +82,33 @@ class MixtureOfAgents:
             base = with_cot_prompt(request) if layer == 1 else _aggregate_prompt(request, proposals)
             if params.proposers:
                 calls = [
-                    self._backend(ctx, name).generate(
+                    self._backend(ctx, name).generate_recorded(
                         base.replace(n=1, sampling=sampling), label=f"layer {layer}: {name}"
                     )
                     for name in params.proposers
                 ]
-                results: list[Completion] = await gather(*calls)
-                proposals = [r.text for r in results]
+                results: list[tuple[Completion, TraceCall]] = await gather(*calls)
+                proposals = [completion.text for completion, _ in results]
+                answers = [extract_answer(p, params.answer_format, question) for p in proposals]
+                for (_, call), answer in zip(results, answers, strict=True):
+                    call.annotations["answers"] = [answer]
             else:
-                result = await ctx.backend.generate(
+                result, call = await ctx.backend.generate_recorded(
                     base.replace(n=params.n_proposals, sampling=sampling), label=f"layer {layer}"
                 )
                 proposals = [c.text for c in result.choices]
-            answers = [extract_answer(p, params.answer_format, question) for p in proposals]
-            ctx.trace.calls[-1].annotations["answers"] = answers
+                answers = [extract_answer(p, params.answer_format, question) for p in proposals]
+                call.annotations["answers"] = answers
             ctx.progress(f"layer {layer} proposals: {', '.join(str(a) for a in answers)}")
         aggregator = self._backend(ctx, params.aggregator)
-        final = await aggregator.generate(
+        final, call = await aggregator.generate_recorded(
             _aggregate_prompt(request, proposals).replace(
                 sampling=sampling.replace(temperature=0.0)
             ),
             label="aggregate",
         )
         answer = extract_answer(final.text, params.answer_format, question)
-        ctx.trace.calls[-1].annotations["answers"] = [answer]
+        call.annotations["answers"] = [answer]
         return StrategyResult(
             text=final.text,
             answer=answer,

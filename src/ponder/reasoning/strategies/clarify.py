@@ -9,13 +9,14 @@ returned, as self-consistency would.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
+from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
+from ponder.reasoning.outcome import result_from_vote
 from ponder.reasoning.paths import question_of, sample_paths
-from ponder.reasoning.self_consistency import result_from_vote
 from ponder.reasoning.voting import counts, majority_vote
 from ponder.types import GenerationRequest, Message
 
@@ -41,9 +42,10 @@ def is_ambiguous(answers: list[str | None], agreement: float, min_cluster: int) 
     return top / len(answers) < agreement and len(substantial) >= 2
 
 
-class Clarify:
+class Clarify(Strategy):
     name: ClassVar[str] = "clarify"
     Params: ClassVar[type[StrategyParams]] = ClarifyParams
+    example: ClassVar[Mapping[str, Any]] = {"k": 3}
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: ClarifyParams

@@ -8,13 +8,14 @@ so the model keeps checking its work.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
 from ponder.errors import UnsupportedFeatureError
 from ponder.reasoning.answers import extract_answer
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
+from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
 from ponder.reasoning.paths import question_of
 from ponder.types import GenerationRequest
 
@@ -35,9 +36,14 @@ class ThinkingBudgetParams(StrategyParams):
         return self
 
 
-class ThinkingBudget:
+class ThinkingBudget(Strategy):
     name: ClassVar[str] = "thinking-budget"
     Params: ClassVar[type[StrategyParams]] = ThinkingBudgetParams
+    example: ClassVar[Mapping[str, Any]] = {
+        "max_thinking": 12,
+        "min_thinking": 8,
+        "answer_max_tokens": 12,
+    }
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: ThinkingBudgetParams

@@ -5,14 +5,15 @@ then compose the final answer."""
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from ponder.reasoning.answers import extract_answer
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
-from ponder.reasoning.cot import COT_SYSTEM
+from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
 from ponder.reasoning.paths import question_of
+from ponder.reasoning.prompts import COT_SYSTEM
 from ponder.types import GenerationRequest, Message
 
 PLAN = (
@@ -32,9 +33,10 @@ def parse_plan(text: str, limit: int) -> list[str]:
     return steps[:limit]
 
 
-class PlanSolve:
+class PlanSolve(Strategy):
     name: ClassVar[str] = "plan-solve"
     Params: ClassVar[type[StrategyParams]] = PlanSolveParams
+    example: ClassVar[Mapping[str, Any]] = {"max_steps": 2, "step_max_tokens": 16}
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: PlanSolveParams
@@ -82,7 +84,7 @@ class PlanSolve:
                 f"step {k}: {answer.text.strip().splitlines()[-1] if answer.text.strip() else ''}"
             )
         conversation.append(Message("user", f"Now answer the original problem. {COT_SYSTEM}"))
-        final = await ctx.backend.generate(
+        final, call = await ctx.backend.generate_recorded(
             request.replace(
                 messages=tuple(conversation),
                 n=1,
@@ -93,7 +95,7 @@ class PlanSolve:
             label="compose",
         )
         answer_value = extract_answer(final.text, params.answer_format, question)
-        ctx.trace.calls[-1].annotations["answers"] = [answer_value]
+        call.annotations["answers"] = [answer_value]
         return StrategyResult(
             text=final.text,
             answer=answer_value,

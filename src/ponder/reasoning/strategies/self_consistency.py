@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
-from ponder.reasoning.paths import Path, question_of, sample_paths
+from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
+from ponder.reasoning.outcome import result_from_vote
+from ponder.reasoning.paths import question_of, sample_paths
 from ponder.reasoning.semantic import usc_select
-from ponder.reasoning.voting import Vote, majority_vote
+from ponder.reasoning.voting import majority_vote
 from ponder.types import GenerationRequest
 
 
@@ -20,37 +22,10 @@ class SelfConsistencyParams(StrategyParams):
     selector: Literal["answers", "usc"] = "answers"
 
 
-def result_from_vote(
-    ctx: RunContext, paths: list[Path], vote: Vote, **details: object
-) -> StrategyResult:
-    """The final response is the first path that reached the winning answer."""
-    chosen = next((p for p in paths if p.answer == vote.winner), paths[0]) if paths else None
-    ctx.trace.note("vote", tally=vote.tally, winner=vote.winner, tied=vote.tied, **details)
-    ctx.progress(f"vote: {_tally_line(vote)} -> {vote.winner}")
-    return StrategyResult(
-        text=chosen.text if chosen else "",
-        answer=vote.winner,
-        reasoning=chosen.text if chosen else "",
-        usage=ctx.trace.usage,
-        trace=ctx.trace,
-        details={
-            "votes": vote.tally,
-            "winner_share": round(vote.share, 4),
-            "paths": len(paths),
-            **details,
-        },
-        shown_tokens=chosen.completion_tokens if chosen else 0,
-    )
-
-
-def _tally_line(vote: Vote) -> str:
-    ranked = sorted(vote.tally.items(), key=lambda kv: -kv[1])
-    return ", ".join(f"{answer}×{count:g}" for answer, count in ranked) or "no answers"
-
-
-class SelfConsistency:
+class SelfConsistency(Strategy):
     name: ClassVar[str] = "self-consistency"
     Params: ClassVar[type[StrategyParams]] = SelfConsistencyParams
+    example: ClassVar[Mapping[str, Any]] = {"n": 3}
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: SelfConsistencyParams

@@ -17,19 +17,27 @@ The reply reports which rungs ran (``details.rungs``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from ponder.errors import InvalidRequestError
-from ponder.reasoning.adaptive_consistency import beta_stop_probability
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult
-from ponder.reasoning.confidence_vote import mean_confidence
-from ponder.reasoning.cot import COT_SYSTEM
+from ponder.reasoning.base import (
+    ModelUse,
+    RunContext,
+    Services,
+    Strategy,
+    StrategyParams,
+    StrategyResult,
+)
+from ponder.reasoning.confidence import mean_confidence
 from ponder.reasoning.paths import Path, sample_paths
 from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung, builtin_profile
-from ponder.reasoning.program_aided import PAL_SYSTEM, ProgramAided, ProgramAidedParams
+from ponder.reasoning.programs import write_and_run
+from ponder.reasoning.prompts import COT_SYSTEM, PAL_SYSTEM
+from ponder.reasoning.stopping import beta_stop_probability
 from ponder.reasoning.voting import weighted_vote
 from ponder.types import GenerationRequest
 
@@ -120,12 +128,21 @@ def without_programs(effort: EffortProfile) -> EffortProfile:
     )
 
 
-class Auto:
+class Auto(Strategy):
     name: ClassVar[str] = "auto"
     Params: ClassVar[type[StrategyParams]] = AutoParams
+    example: ClassVar[Mapping[str, Any]] = {"effort": "low"}
 
     def __init__(self, profile: AutoProfile | None = None) -> None:
         self.profile = profile
+
+    def models(self, params: AutoParams, services: Services) -> tuple[ModelUse, ...]:
+        """The stronger models the level's ladder may escalate to; one that policy denies
+        or nobody serves is left out, and that rung is skipped."""
+        profile = self.profile or services.auto_profile or builtin_profile()
+        effort = profile.efforts.get(params.effort)
+        names = [r.model for r in (effort.ladder if effort else ()) if r.model is not None]
+        return tuple(ModelUse(name, "escalation", required=False) for name in dict.fromkeys(names))
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: AutoParams
@@ -153,7 +170,7 @@ class Auto:
                 "the budget cannot pay for a single answer", param="ponder.budget_tokens"
             )
         first, confidence = await self._first_pass(ctx, request, params, effort, tokens)
-        prompt_tokens = ctx.trace.calls[-1].usage.prompt_tokens
+        prompt_tokens = ctx.trace.usage.prompt_tokens  # the first pass is the only call yet
         votes.add(first, effort.first_weight)
         ctx.trace.note("first", answer=first.answer, confidence=round(confidence, 4))
         ctx.progress(f"first pass: {first.answer} (confidence {confidence:.2f})")
@@ -200,24 +217,29 @@ class Auto:
     ) -> tuple[Path, float]:
         """One greedy answer and its token confidence."""
         if effort.first_pass == "program":
-            pal = await ProgramAided().run(
+            (run,) = await write_and_run(
                 ctx,
                 request,
-                ProgramAidedParams(
-                    n=1,
-                    max_tokens=max_tokens,
-                    answer_format=params.answer_format,
-                    top_logprobs=effort.top_logprobs,
-                ),
+                n=1,
+                temperature=0.0,
+                max_tokens=max_tokens,
+                answer_format=params.answer_format,
+                top_logprobs=effort.top_logprobs,
+                refuser=self.name,
+            )
+            text = (
+                run.text
+                if run.answer is None
+                else f"{run.text.strip()}\n\nThe answer is: {run.answer}"
             )
             path = Path(
                 index=0,
-                text=pal.text,
-                answer=pal.answer,
-                completion_tokens=pal.shown_tokens or 0,
-                finish_reason=pal.details["finish_reasons"][0],
+                text=text,
+                answer=run.answer,
+                completion_tokens=run.completion_tokens,
+                finish_reason=run.finish_reason,
             )
-            return path, float(pal.details["confidences"][0])
+            return path, run.confidence
         (path,) = await sample_paths(
             ctx,
             request,
@@ -280,19 +302,18 @@ class Auto:
             votes.rungs.append("program")
             # Program-aided decodes greedily at n=1; after a greedy program first pass that
             # would pay for the same program twice, so a rung clipped to one program samples.
-            temperature = 0.7 if effort.first_pass == "program" else None
-            pal = await ProgramAided().run(
+            temperature = 0.7 if effort.first_pass == "program" or width > 1 else 0.0
+            runs = await write_and_run(
                 ctx,
                 request,
-                ProgramAidedParams(
-                    n=width,
-                    max_tokens=tokens,
-                    temperature=temperature,
-                    answer_format=params.answer_format,
-                ),
+                n=width,
+                temperature=temperature,
+                max_tokens=tokens,
+                answer_format=params.answer_format,
+                refuser=self.name,
             )
-            for answer in pal.details["answers"]:
-                votes.add(answer, rung.weight)
+            for run in runs:
+                votes.add(run.answer, rung.weight)
             return votes.settled() >= effort.stop_probability, "vote settled"
         # escalate: a stronger model answers once; its vote carries the rung's weight.
         if rung.model is None or rung.model not in ctx.backends:

@@ -11,17 +11,17 @@ A step is the text up to the next blank line. Scorers:
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ponder.errors import UnsupportedFeatureError
 from ponder.reasoning.answers import extract_answer, final_answer_text
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult, gather
-from ponder.reasoning.cot import with_cot_prompt
+from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult, gather
 from ponder.reasoning.paths import question_of
+from ponder.reasoning.prompts import with_cot_prompt
 from ponder.types import Completion, GenerationRequest, Message, SamplingParams
 
 STEP_END = "\n\n"
@@ -47,9 +47,15 @@ class Beam:
         return sum(self.scores) / len(self.scores) if self.scores else -math.inf
 
 
-class BeamSearch:
+class BeamSearch(Strategy):
     name: ClassVar[str] = "beam-search"
     Params: ClassVar[type[StrategyParams]] = BeamSearchParams
+    example: ClassVar[Mapping[str, Any]] = {
+        "beam_width": 2,
+        "expand": 2,
+        "max_steps": 2,
+        "step_max_tokens": 12,
+    }
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: BeamSearchParams

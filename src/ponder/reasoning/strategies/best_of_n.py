@@ -14,13 +14,13 @@ Verifiers:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import ClassVar, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ponder.errors import InvalidRequestError
-from ponder.reasoning.base import RunContext, StrategyParams, StrategyResult, gather
+from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult, gather
 from ponder.reasoning.paths import Path, question_of, sample_paths
 from ponder.reasoning.voting import counts
 from ponder.types import GenerationRequest, Message, SamplingParams
@@ -49,9 +49,10 @@ def parse_score(text: str) -> float | None:
     return min(float(found[-1]), 10.0) / 10.0
 
 
-class BestOfN:
+class BestOfN(Strategy):
     name: ClassVar[str] = "best-of-n"
     Params: ClassVar[type[StrategyParams]] = BestOfNParams
+    example: ClassVar[Mapping[str, Any]] = {"n": 2, "verifier": "judge", "judge_max_tokens": 16}
 
     def __init__(self, checker: Checker | None = None) -> None:
         self.checker = checker

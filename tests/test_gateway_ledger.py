@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ponder.server.ledger import UsageLedger
+from ponder.gateway.ledger import UsageLedger
 from ponder.types import Usage
 
 

@@ -1,0 +1,423 @@
+"""The Gateway: the one place a chat request is admitted, resolved, run, metered and
+recorded. The HTTP server, ``ponder ask``, the bench and the Python library all call it.
+
+A request goes through five steps:
+
+1. **admit**: policy on the named model (keys, budgets and rate limits plug in here);
+2. **select**: the strategy, from the request (``ponder``, ``ponder/<strategy>/<model>``),
+   its ``reasoning_effort``, or the configured default;
+3. **resolve**: the request's model and every model the strategy declares it will call
+   (``Strategy.models``), through the same registry and policy;
+4. **run**: the strategy over the backend, or the backend alone, under one :class:`CallLog`;
+5. **record**: usage from the log's records into the ledger, the trace into the store,
+   however the request ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast, get_args
+
+from ponder.backends.base import Backend
+from ponder.backends.registry import BackendRegistry
+from ponder.backends.remote import RemoteConfig
+from ponder.config import PonderConfig, load_config
+from ponder.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    PolicyError,
+    PonderError,
+    UnsupportedFeatureError,
+)
+from ponder.gateway.ledger import UsageLedger
+from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream
+from ponder.gateway.reply import Reply, ReplyStream, spent_on_failure
+from ponder.metering import CallLog, recording
+from ponder.reasoning.base import Services, StrategyResult
+from ponder.reasoning.registry import StrategyRegistry
+from ponder.reasoning.runner import StrategyBackend, StrategySpec, run_strategy
+from ponder.reasoning.selection import Selection, select_strategy
+from ponder.traces import TraceStore, default_trace_path
+from ponder.types import GenerationRequest, Message, Role, SamplingParams, Usage
+
+ROLES = frozenset(get_args(Role))
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    """One chat request, as the gateway sees it: no HTTP."""
+
+    model: str  # as the caller named it: "m", "ponder/<strategy>/m", "m#tag"
+    request: GenerationRequest
+    ponder: Mapping[str, Any] | None = None  # the strategy choice, if the caller made one
+    reasoning_effort: str | None = None
+    # The client's JSON body as sent: a request no strategy applies to, for a remote model,
+    # goes upstream as this (see ponder.gateway.passthrough).
+    body: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a call resolved to: the strategy (if any), the model and its backends."""
+
+    selection: Selection
+    model: str  # canonical
+    tag: str
+    backend: Backend  # the request's model, or the strategy running over it
+    named: dict[str, Backend] = field(default_factory=dict)
+    # Set when the request is forwarded to this endpoint as the client sent it.
+    upstream: RemoteConfig | None = None
+
+    @property
+    def spec(self) -> StrategySpec | None:
+        return self.selection.spec
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: PonderConfig,
+        *,
+        registry: BackendRegistry | None = None,
+        strategies: StrategyRegistry | None = None,
+        services: Services | None = None,
+        ledger: UsageLedger | None = None,
+        traces: TraceStore | None = None,
+        close_backends: bool = True,
+        store_traces: bool = True,
+    ) -> None:
+        self.config = config
+        self.registry = registry or BackendRegistry(config)
+        # Read once at start: a broken profile or plugin stops start-up, not a request.
+        self.strategies = strategies or StrategyRegistry.discover()
+        self.services = services or Services.from_config(config)
+        self.ledger = ledger or UsageLedger()
+        self.traces = traces or TraceStore(config.trace_db or default_trace_path())
+        self.passthrough = PassThrough()
+        self._close_backends = close_backends
+        # Off for batch callers (the bench, calibration) that keep their own records.
+        self._store_traces = store_traces
+
+    @classmethod
+    def from_config(cls, path: str | Path | None = None, **overrides: Any) -> Gateway:
+        """A gateway from a TOML file (None: the defaults), e.g. for the library."""
+        config = load_config(Path(path) if path is not None else None)
+        return cls(config.replace(**overrides) if overrides else config)
+
+    async def __aenter__(self) -> Gateway:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.passthrough.aclose()
+        if self._close_backends:
+            await self.registry.aclose()
+        self.traces.close()
+
+    # -- the library's face ----------------------------------------------------------------
+    async def chat(
+        self,
+        messages: str | Sequence[Mapping[str, str] | Message],
+        *,
+        model: str | None = None,
+        strategy: str | Mapping[str, Any] | None = None,
+        effort: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        n: int = 1,
+    ) -> Reply:
+        """Answer ``messages`` (a string is one user message) the way the server would."""
+        chat = _messages(messages)
+        sampling = SamplingParams(max_tokens=max_tokens, seed=seed)
+        if temperature is not None:
+            sampling = sampling.replace(temperature=temperature)
+        choice = {"strategy": strategy} if isinstance(strategy, str) else strategy
+        return await self.complete(
+            ChatCall(
+                model=model or self.config.default_model,
+                request=GenerationRequest(messages=chat, sampling=sampling, n=n),
+                ponder=dict(choice) if choice is not None else None,
+                reasoning_effort=effort,
+            )
+        )
+
+    # -- one request -------------------------------------------------------------------------
+    async def plan(self, call: ChatCall) -> Plan:
+        """Steps 1-3: select the strategy, admit and resolve every model it will reach."""
+        name, _, tag = call.model.partition("#")  # "#tag" only labels usage in the ledger
+        selection = select_strategy(
+            model=name,
+            ponder=call.ponder,
+            reasoning_effort=call.reasoning_effort,
+            effort_map=self.config.effort,
+            default=self.config.default_strategy,
+            registry=self.strategies,
+        )
+        model = self.registry.canonical(selection.model)
+        self.registry.kind_of(model)  # unknown model: 404 before any work
+        self.registry.check_n(call.request.n)
+        unsupported = unhonoured(call.request) if selection.spec is not None else []
+        if unsupported and selection.source == "request":
+            raise UnsupportedFeatureError(
+                f"strategy {selection.spec.describe()!r} cannot honour "  # type: ignore[union-attr]
+                f"{', '.join(unsupported)}; send the request without a strategy to pass it "
+                "straight to the model",
+                param=unsupported[0],
+            )
+        if unsupported:
+            # The server's own default must not drop what the client asked for: such a
+            # request goes to the model as it is.
+            selection = Selection(None, selection.model, selection.source)
+        backend = await self.registry.get(model)
+        named = await self.resolve_models(selection.spec)
+        if selection.spec is not None:
+            backend = StrategyBackend(
+                selection.spec, backend, backends=named, services=self.services
+            )
+        upstream = (
+            self.registry.remote_config(model)
+            if selection.spec is None and call.body is not None
+            else None
+        )
+        return Plan(
+            selection=selection,
+            model=model,
+            tag=tag,
+            backend=backend,
+            named=named,
+            upstream=upstream,
+        )
+
+    async def resolve_models(self, spec: StrategySpec | None) -> dict[str, Backend]:
+        """The backends a strategy declares besides the request's model, through the same
+        registry and policy; a required one that is denied fails the request, an optional
+        one (``auto``'s escalation) is left out."""
+        named: dict[str, Backend] = {}
+        while spec is not None:
+            for use in spec.strategy().models(spec.params, self.services):
+                if use.name in named:
+                    continue
+                try:
+                    named[use.name] = await self.registry.get(use.name, purpose=use.purpose)
+                except (PolicyError, ModelNotFoundError):
+                    if use.required:
+                        raise
+            spec = spec.over
+        return named
+
+    async def complete(self, call: ChatCall, plan: Plan | None = None) -> Reply:
+        """A whole reply. Usage is recorded whether it succeeds, fails or is cancelled."""
+        started = time.perf_counter()
+        log = CallLog()
+        try:
+            plan = plan or await self.plan(call)
+            request = call.request.replace(model=plan.model)
+            with recording(log):
+                completion = await plan.backend.generate(request)
+        except BaseException as exc:
+            await self._record_failure(plan, call, log, started, exc)
+            raise
+        reply = Reply.build(completion, log, plan.model, plan.selection, started)
+        await self._record(reply, plan.tag, ok=True)
+        return reply
+
+    async def forward(self, call: ChatCall, plan: Plan) -> Forwarded:
+        """A pass-through request, sent upstream as the client sent it (model id aside) and
+        returned as the endpoint answered; its usage is recorded as the endpoint reported it."""
+        assert plan.upstream is not None and call.body is not None
+        started = time.perf_counter()
+        log = CallLog()
+        charge = log.begin(plan.model)
+        try:
+            forwarded = await self.passthrough.forward(
+                plan.upstream,
+                plan.upstream.model,
+                _upstream_body(call.body),
+                headers=plan.upstream.headers,
+            )
+        except BaseException as exc:
+            charge.end(Usage(), exc)
+            await self._record_failure(plan, call, log, started, exc)
+            raise
+        charge.end(forwarded.usage)
+        self.ledger.record(
+            plan.model,
+            log.usage,
+            ok=forwarded.ok,
+            seconds=time.perf_counter() - started,
+            tag=plan.tag,
+        )
+        return forwarded
+
+    async def forward_stream(self, call: ChatCall, plan: Plan) -> ForwardedStream:
+        """A pass-through stream: the endpoint's SSE bytes, relayed; recorded when it ends."""
+        assert plan.upstream is not None and call.body is not None
+        started = time.perf_counter()
+        opened = await self.passthrough.open_stream(
+            plan.upstream,
+            plan.upstream.model,
+            _upstream_body(call.body),
+            headers=plan.upstream.headers,
+        )
+        if isinstance(opened, Forwarded):  # the endpoint refused: a 4xx to relay
+            self.ledger.record(
+                plan.model,
+                opened.usage,
+                ok=False,
+                seconds=time.perf_counter() - started,
+                tag=plan.tag,
+            )
+            return ForwardedStream(opened, None, self, plan, started)
+        return ForwardedStream(None, opened, self, plan, started)
+
+    def stream(self, call: ChatCall, plan: Plan) -> ReplyStream:
+        """Deltas as they come; recorded when the stream ends, however it ends. Plan first
+        (:meth:`plan`), so that a request that cannot run fails before a stream starts."""
+        request = call.request.replace(model=plan.model)
+        log = CallLog()
+        with recording(log):
+            inner = plan.backend.stream(request)
+        return ReplyStream(inner, request, log, plan, time.perf_counter(), self._finish_stream)
+
+    async def solve(
+        self,
+        spec: StrategySpec,
+        request: GenerationRequest,
+        *,
+        model: str,
+        backend: Backend | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> StrategyResult:
+        """One strategy run with its full result (the CLI and the bench). ``backend`` stands
+        in for the model's own (a recording or a sample bank over it); the strategy's other
+        models are resolved as for any request."""
+        started = time.perf_counter()
+        log = CallLog()
+        canonical = self.registry.canonical(model)
+        try:
+            base = backend or await self.registry.get(canonical)
+            named = await self.resolve_models(spec)
+            with recording(log):
+                result = await run_strategy(
+                    spec,
+                    base,
+                    request.replace(model=canonical),
+                    on_progress=on_progress,
+                    backends=named,
+                    services=self.services,
+                )
+        except BaseException as exc:
+            await spent_on_failure(log, exc)
+            self.ledger.record(
+                canonical, log.usage, ok=False, seconds=time.perf_counter() - started
+            )
+            raise
+        self.ledger.record(canonical, log.usage, ok=True, seconds=time.perf_counter() - started)
+        if self._store_traces:
+            await self.traces.put(result.trace, canonical)
+        return result
+
+    # -- recording ---------------------------------------------------------------------------
+    async def _record(self, reply: Reply, tag: str, *, ok: bool) -> None:
+        self.ledger.record(reply.model, reply.spent, ok=ok, seconds=reply.seconds, tag=tag)
+        if reply.trace is not None and self._store_traces:
+            await self.traces.put(reply.trace, reply.model)
+
+    async def _record_failure(
+        self, plan: Plan | None, call: ChatCall, log: CallLog, started: float, exc: BaseException
+    ) -> None:
+        await spent_on_failure(log, exc)
+        model = plan.model if plan is not None else call.model.partition("#")[0]
+        if plan is None and not log.records:
+            return  # refused before anything was resolved or spent
+        tag = plan.tag if plan is not None else ""
+        self.ledger.record(
+            model, log.usage, ok=False, seconds=time.perf_counter() - started, tag=tag
+        )
+
+    async def _finish_stream(self, stream: ReplyStream, ok: bool) -> None:
+        reply = stream.reply
+        self.ledger.record(
+            stream.plan.model, reply.spent, ok=ok, seconds=reply.seconds, tag=stream.plan.tag
+        )
+        if ok and reply.trace is not None and self._store_traces:
+            await self.traces.put(reply.trace, stream.plan.model)
+
+
+def _upstream_body(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The client's body less Ponder's own extension field, which no endpoint knows."""
+    return {k: v for k, v in body.items() if k != "ponder"} if "ponder" in body else body
+
+
+@dataclass(slots=True)
+class ForwardedStream:
+    """A pass-through stream to relay: either the endpoint's refusal (``refused``, a 4xx
+    reply) or its SSE bytes, recorded in the ledger when iteration ends, however it ends."""
+
+    refused: Forwarded | None
+    relay: RelayStream | None
+    gateway: Gateway
+    plan: Plan
+    started: float
+
+    async def events(self) -> AsyncIterator[bytes]:
+        assert self.relay is not None
+        ok = False
+        error: BaseException | None = None
+        try:
+            async with self.relay:
+                async for data in self.relay:
+                    yield data
+                ok = self.relay.finished
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            log = CallLog()
+            log.begin(self.plan.model).end(self.relay.usage, error)
+            self.gateway.ledger.record(
+                self.plan.model,
+                log.usage,
+                ok=ok,
+                seconds=time.perf_counter() - self.started,
+                tag=self.plan.tag,
+            )
+
+
+def _messages(messages: str | Sequence[Mapping[str, str] | Message]) -> tuple[Message, ...]:
+    if isinstance(messages, str):
+        return (Message("user", messages),)
+    out: list[Message] = []
+    for m in messages:
+        if isinstance(m, Message):
+            out.append(m)
+            continue
+        role = m.get("role")
+        if role not in ROLES:
+            raise InvalidRequestError(f"unknown message role {role!r}", param="messages")
+        out.append(Message(cast(Role, role), str(m.get("content", ""))))
+    return tuple(out)
+
+
+def unhonoured(request: GenerationRequest) -> list[str]:
+    """Fields a strategy cannot honour: it returns its own text, one answer per choice,
+    without logprobs, tool calls or a forced format."""
+    return [
+        what
+        for what, asked in (
+            ("tools", bool(request.tools)),
+            ("tool_choice", request.tool_choice not in (None, "none", "auto")),
+            ("logprobs", request.sampling.logprobs),
+            ("response_format", request.json_schema is not None or request.json_object),
+        )
+        if asked
+    ]
+
+
+__all__ = ["ChatCall", "Gateway", "Plan", "PonderError"]

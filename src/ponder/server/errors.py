@@ -1,0 +1,71 @@
+"""Errors on the wire: Ponder's exception tree mapped to OpenAI-shaped HTTP responses, here
+and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ponder.errors import PonderError
+from ponder.protocol.errors import ErrorDetail, ErrorResponse
+
+log = logging.getLogger("ponder.server")
+
+
+def error_response(
+    status: int, message: str, type_: str, *, param: str | None = None, code: str | None = None
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorDetail(message=message, type=type_, param=param, code=code))
+    return JSONResponse(status_code=status, content=body.model_dump())
+
+
+def error_body(exc: PonderError) -> dict[str, object]:
+    detail = ErrorDetail(message=exc.message, type=exc.error_type, param=exc.param, code=exc.code)
+    return ErrorResponse(error=detail).model_dump()
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into an OpenAI-shaped body."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        if first.get("type") == "json_invalid":
+            return error_response(
+                400,
+                "the request body is not valid JSON",
+                "invalid_request_error",
+                code="invalid_json",
+            )
+        message = first.get("msg", "invalid request")
+        where = ".".join(loc)
+        return error_response(
+            400,
+            f"{where}: {message}" if where else message,
+            "invalid_request_error",
+            param=where or None,
+            code="invalid_value",
+        )
+
+    @app.exception_handler(PonderError)
+    async def _ponder(request: Request, exc: PonderError) -> JSONResponse:
+        return error_response(
+            exc.status_code, exc.message, exc.error_type, param=exc.param, code=exc.code
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(
+            exc.status_code, str(exc.detail), "invalid_request_error", code=str(exc.status_code)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response(500, "internal server error", "server_error")

@@ -1,0 +1,132 @@
+"""The HTTP routes: small functions that turn the wire format into a gateway call and back.
+Everything a request does happens in :class:`~ponder.gateway.Gateway`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import suppress
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ponder.errors import ClientDisconnectedError, PonderError, TraceNotFoundError
+from ponder.gateway import ChatCall, Gateway, Plan
+from ponder.protocol.chat import ChatCompletionRequest, ModelCard, ModelList
+from ponder.server import convert, metrics, sse
+
+T = TypeVar("T")
+
+router = APIRouter()
+
+
+def gateway_of(http: Request) -> Gateway:
+    gateway: Gateway = http.app.state.gateway
+    return gateway
+
+
+@router.get("/health")
+async def health(http: Request) -> dict[str, object]:
+    return {"status": "ok", "loaded_models": gateway_of(http).registry.loaded()}
+
+
+@router.get("/v1/models")
+async def models(http: Request) -> ModelList:
+    entries = gateway_of(http).registry.entries()
+    return ModelList(data=[ModelCard(id=e.id, kind=e.kind, installed=e.installed) for e in entries])
+
+
+@router.get("/v1/usage")
+async def usage(http: Request, tag: str | None = None) -> dict[str, Any]:
+    ledger = gateway_of(http).ledger
+    return dict(ledger.snapshot() if tag is None else ledger.tagged(tag))
+
+
+@router.get("/metrics")
+async def prometheus(http: Request) -> Response:
+    body = metrics.render(http.app.state.metrics)
+    return Response(body, media_type=metrics.CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/traces/{trace_id}")
+async def get_trace(http: Request, trace_id: str) -> JSONResponse:
+    found = await gateway_of(http).traces.get(trace_id)
+    if found is None:
+        raise TraceNotFoundError(f"no trace {trace_id!r}", param="trace_id")
+    return JSONResponse(found)
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(body: ChatCompletionRequest, http: Request) -> Response:
+    gateway = gateway_of(http)
+    call = ChatCall(
+        model=body.model,
+        request=convert.to_generation_request(body, model=body.model),
+        ponder=body.ponder,
+        reasoning_effort=body.reasoning_effort,
+        body=json.loads(await http.body()),
+    )
+    # Planned before the first byte: a request that cannot run gets its 4xx, not a 200.
+    plan = await gateway.plan(call)
+    if plan.upstream is not None:
+        return await _relay(gateway, call, plan, stream=bool(body.stream))
+    request_id = convert.new_id()
+    if body.stream:
+        stream = gateway.stream(call, plan)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            sse.chat_events(
+                stream, request_id=request_id, model=body.model, include_usage=include_usage
+            ),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    reply = await _unless_disconnected(http, asyncio.ensure_future(gateway.complete(call, plan)))
+    wire = convert.to_response(reply, request_id=request_id, model=body.model)
+    headers = {"X-Ponder-Trace-Id": reply.trace.id} if reply.trace is not None else None
+    return JSONResponse(wire.model_dump(exclude_none=True), headers=headers)
+
+
+async def _relay(
+    gateway: Gateway, call: ChatCall, plan: Plan, *, stream: bool
+) -> Response | StreamingResponse:
+    """A pass-through request: the endpoint's reply, or its event stream, as it sent it."""
+    if not stream:
+        forwarded = await gateway.forward(call, plan)
+        return Response(forwarded.content, forwarded.status_code, media_type="application/json")
+    opened = await gateway.forward_stream(call, plan)
+    if opened.refused is not None:
+        refused = opened.refused
+        return Response(refused.content, refused.status_code, media_type="application/json")
+    return StreamingResponse(
+        opened.events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _unless_disconnected(http: Request, work: asyncio.Future[T]) -> T:
+    """Await ``work`` unless the client disconnects first; then cancel it (which stops its
+    decoding; the gateway still records what it spent) and raise
+    :class:`ClientDisconnectedError`. Starlette does this for streamed responses; a plain
+    request would otherwise decode to the end for nobody."""
+    watcher: asyncio.Future[None] = asyncio.ensure_future(_disconnected(http))
+    try:
+        await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not work.done():
+            work.cancel()
+            with suppress(asyncio.CancelledError, PonderError):
+                await work
+    if work.cancelled():
+        raise ClientDisconnectedError("the client closed the connection before the reply")
+    return work.result()
+
+
+async def _disconnected(http: Request) -> None:
+    # The body has been read, so the next message is the disconnect (uvicorn holds it back
+    # until then).
+    while (await http.receive())["type"] != "http.disconnect":
+        pass

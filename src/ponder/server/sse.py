@@ -1,0 +1,54 @@
+"""Server-sent events for a streamed chat completion: the framing, and the chunks of one
+:class:`~ponder.gateway.reply.ReplyStream`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from ponder.errors import PonderError
+from ponder.gateway.reply import ReplyStream
+from ponder.protocol.chat import ChatCompletionChunk
+from ponder.server import convert
+from ponder.server.errors import error_body
+
+DONE = "data: [DONE]\n\n"
+
+
+def event(payload: object) -> str:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+async def chat_events(
+    stream: ReplyStream, *, request_id: str, model: str, include_usage: bool
+) -> AsyncIterator[str]:
+    """The role chunk, a chunk per delta, the usage chunk if asked, the strategy's block,
+    and [DONE]. A failure after the stream has started ends it with an error event."""
+    with_logprobs = stream.request.sampling.logprobs
+    try:
+        yield event(
+            convert.role_chunk(request_id, model, stream.request.n).model_dump(exclude_none=True)
+        )
+        async for delta in stream:
+            chunk = convert.to_chunk(
+                delta, request_id=request_id, model=model, with_logprobs=with_logprobs
+            )
+            yield event(chunk.model_dump(exclude_none=True))
+    except PonderError as exc:
+        yield event(error_body(exc))
+        yield DONE
+        return
+    finally:
+        await stream.aclose()
+    reply = stream.reply
+    if include_usage:
+        tail = convert.usage_chunk(reply.usage, request_id=request_id, model=model)
+        yield event(tail.model_dump(exclude_none=True))
+    info = convert.ponder_info(reply)
+    if info is not None:
+        yield event(
+            ChatCompletionChunk(id=request_id, model=model, choices=[], ponder=info).model_dump(
+                exclude_none=True
+            )
+        )
+    yield DONE
