@@ -153,3 +153,18 @@ async def test_from_config_reads_a_file(tmp_path: Path) -> None:
     async with Gateway.from_config(path) as gw:
         assert gw.config.default_strategy is None
         assert "auto" in gw.strategies
+
+
+def test_ponder_ask_is_the_one_line_library_face(tmp_path: Path) -> None:
+    import ponder
+    from tests.fake_openai import make_app, serve_app
+
+    with serve_app(make_app()) as url:
+        path = tmp_path / "ponder.toml"
+        path.write_text(
+            'trace_db = ":memory:"\n'
+            f'[providers.up]\nbase_url = "{url}/vllm/v1"\nmodels = ["served"]\n'
+        )
+        reply = ponder.ask("What is 40 + 2?", model="served", strategy="cot", config=str(path))
+    assert reply.strategy == "cot" and "The answer is 4" in reply.text
+    assert reply.usage.calls == 1 and reply.usage.total_tokens > 0

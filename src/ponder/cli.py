@@ -41,6 +41,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    ctx.meta["config_path"] = config_path
     try:
         ctx.obj = _config(config_path)
     except PonderError as exc:
@@ -166,28 +167,69 @@ def ask(
     "--model", "-m", "models", multiple=True, help="Load this model at start-up (repeatable)."
 )
 @click.option("--max-n", type=int, default=None, help="Largest n a request may ask for.")
-@click.pass_obj
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Server processes. Each loads its own copy of an embedded model; for a gateway in "
+    "front of remote endpoints, about one per core.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log every request (uvicorn's access log).",
+)
+@click.pass_context
 def serve(
-    config: PonderConfig,
+    ctx: click.Context,
     host: str | None,
     port: int | None,
     models: tuple[str, ...],
     max_n: int | None,
+    workers: int,
+    access_log: bool,
 ) -> None:
     """Start the OpenAI-compatible server."""
+    import os
+
     import uvicorn
 
-    from ponder.server.app import create_app
-
+    config: PonderConfig = ctx.obj
     if max_n is not None:
         config = config.replace(max_n=max_n)
     preload = list(models) or [config.default_model]
+    registry = BackendRegistry(config)
     for name in preload:
-        registry = BackendRegistry(config)
         if registry.kind_of(name) == "bundled":
             registry.store.ensure(registry.canonical(name), download_bar(f"assembling {name}"))
-    app = create_app(config, preload=preload)
-    uvicorn.run(app, host=host or config.host, port=port or config.port, log_level="info")
+    bind_host, bind_port = host or config.host, port or config.port
+    if workers > 1:
+        # Each worker builds its own app from the same settings (see ponder.server.factory).
+        os.environ["PONDER_CONFIG"] = str(ctx.meta.get("config_path") or "")
+        os.environ["PONDER_PRELOAD"] = ",".join(preload)
+        if max_n is not None:
+            os.environ["PONDER_MAX_N"] = str(max_n)
+        uvicorn.run(
+            "ponder.server.factory:app",
+            factory=True,
+            workers=workers,
+            host=bind_host,
+            port=bind_port,
+            log_level="info",
+            access_log=access_log,
+        )
+        return
+    from ponder.server.app import create_app
+
+    uvicorn.run(
+        create_app(config, preload=preload),
+        host=bind_host,
+        port=bind_port,
+        log_level="info",
+        access_log=access_log,
+    )
 
 
 @main.command()

@@ -22,6 +22,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ponder.errors import ContextOverflowError
+
 
 @dataclass(frozen=True, slots=True)
 class Demand:
@@ -111,3 +113,42 @@ def admit(
         free_cells -= job.cells
         started.append(i)
     return started
+
+
+def fit_request(
+    n_prompt: int,
+    n: int,
+    max_tokens: int | None,
+    *,
+    n_ctx: int,
+    n_ctx_seq: int,
+    n_seq_max: int,
+    default_max_tokens: int,
+    kv_unified: bool,
+) -> tuple[int, int]:
+    """Fit a request to the context before any decoding.
+
+    Returns ``(max_tokens, width)``: the completion length every path may reach, and how
+    many paths one job can hold (a wider request runs as several jobs). KV cells are
+    reserved for the whole length up front, so a running job never runs out of cells.
+    """
+    room = n_ctx_seq - n_prompt
+    if room < 1:
+        raise ContextOverflowError(
+            f"the prompt has {n_prompt} tokens; this model's context holds "
+            f"{n_ctx_seq} tokens per sequence",
+            param="messages",
+        )
+    if max_tokens is None:
+        max_tokens = min(room, default_max_tokens)
+    elif max_tokens > room:
+        raise ContextOverflowError(
+            f"the prompt ({n_prompt} tokens) plus max_tokens ({max_tokens}) exceeds the "
+            f"context of {n_ctx_seq} tokens per sequence; lower max_tokens to "
+            f"at most {room}",
+            param="max_tokens",
+        )
+    width = min(n, n_seq_max)
+    if kv_unified:
+        width = min(width, (n_ctx - n_prompt) // max_tokens)
+    return max_tokens, max(width, 1)

@@ -20,39 +20,16 @@ import itertools
 import random
 import threading
 import time
-from dataclasses import dataclass
 
 import llama_cpp
 
-from ponder.engine.admission import admit
+from ponder.engine.admission import admit, fit_request
 from ponder.engine.jobs import DeltaSink, FinishSink, Job, Seq
 from ponder.engine.llama_model import LlamaModel
 from ponder.engine.sampling import SequenceSampler, StopMatcher, logits_row, token_logprob
-from ponder.errors import BackendError, ContextOverflowError, InvalidRequestError
+from ponder.engine.stats import EngineLoad, EngineStats
+from ponder.errors import BackendError, InvalidRequestError
 from ponder.types import Delta, FinishReason, SamplingParams, TokenLogprob, Usage
-
-
-@dataclass(slots=True)
-class EngineStats:
-    steps: int = 0
-    decode_tokens: int = 0  # sampled tokens, all sequences
-    prompt_tokens: int = 0  # prompt tokens evaluated
-    decode_seconds: float = 0.0  # time inside llama_decode
-    sample_seconds: float = 0.0  # time sampling, detokenizing and matching stops
-    backfilled: int = 0  # jobs started ahead of an older queued job
-
-
-@dataclass(frozen=True, slots=True)
-class EngineLoad:
-    """What the engine holds at one instant (for monitoring)."""
-
-    waiting_requests: int  # jobs queued for sequence slots or KV cells
-    running_requests: int
-    running_sequences: int  # sequences still decoding
-    sequence_slots: int  # n_seq_max
-    free_sequence_slots: int
-    kv_cells: int  # n_ctx
-    kv_cells_reserved: int  # cells promised to admitted jobs (0 when each sequence has a stream)
 
 
 class BatchedEngine:
@@ -98,33 +75,18 @@ class BatchedEngine:
             )
 
     def plan(self, n_prompt: int, n: int, max_tokens: int | None) -> tuple[int, int]:
-        """Fit a request to the context before any decoding.
-
-        Returns ``(max_tokens, width)``: the completion length every path may reach, and how
-        many paths one job can hold (a wider request runs as several jobs). KV cells are
-        reserved for the whole length up front, so a running job never runs out of cells.
-        """
+        """Fit a request to the context before any decoding (see :func:`fit_request`)."""
         model = self.model
-        room = model.n_ctx_seq - n_prompt
-        if room < 1:
-            raise ContextOverflowError(
-                f"the prompt has {n_prompt} tokens; this model's context holds "
-                f"{model.n_ctx_seq} tokens per sequence",
-                param="messages",
-            )
-        if max_tokens is None:
-            max_tokens = min(room, model.config.default_max_tokens)
-        elif max_tokens > room:
-            raise ContextOverflowError(
-                f"the prompt ({n_prompt} tokens) plus max_tokens ({max_tokens}) exceeds the "
-                f"context of {model.n_ctx_seq} tokens per sequence; lower max_tokens to "
-                f"at most {room}",
-                param="max_tokens",
-            )
-        width = min(n, self.max_sequences)
-        if model.config.kv_unified:
-            width = min(width, (model.n_ctx - n_prompt) // max_tokens)
-        return max_tokens, max(width, 1)
+        return fit_request(
+            n_prompt,
+            n,
+            max_tokens,
+            n_ctx=model.n_ctx,
+            n_ctx_seq=model.n_ctx_seq,
+            n_seq_max=model.n_seq_max,
+            default_max_tokens=model.config.default_max_tokens,
+            kv_unified=model.config.kv_unified,
+        )
 
     def submit(
         self,

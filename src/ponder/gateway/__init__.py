@@ -5,7 +5,8 @@ HTTP server, the CLI, the bench and the library alike. :mod:`ponder.gateway.pass
 forwards requests that no strategy applies to, unchanged.
 """
 
+from ponder.gateway.call import ChatCall, Plan
 from ponder.gateway.reply import Reply, ReplyStream
-from ponder.gateway.service import ChatCall, Gateway, Plan
+from ponder.gateway.service import Gateway
 
 __all__ = ["ChatCall", "Gateway", "Plan", "Reply", "ReplyStream"]

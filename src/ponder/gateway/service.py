@@ -16,24 +16,22 @@ A request goes through five steps:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any
 
 from ponder.backends.base import Backend
 from ponder.backends.registry import BackendRegistry
-from ponder.backends.remote import RemoteConfig
 from ponder.config import PonderConfig, load_config
 from ponder.errors import (
-    InvalidRequestError,
     ModelNotFoundError,
     PolicyError,
-    PonderError,
     UnsupportedFeatureError,
 )
+from ponder.gateway.call import ChatCall, Plan, as_messages, unhonoured
+from ponder.gateway.forwarding import ForwardedStream, Forwarder
 from ponder.gateway.ledger import UsageLedger
-from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream
+from ponder.gateway.passthrough import Forwarded
 from ponder.gateway.reply import Reply, ReplyStream, spent_on_failure
 from ponder.metering import CallLog, recording
 from ponder.reasoning.base import Services, StrategyResult
@@ -41,39 +39,7 @@ from ponder.reasoning.registry import StrategyRegistry
 from ponder.reasoning.runner import StrategyBackend, StrategySpec, run_strategy
 from ponder.reasoning.selection import Selection, select_strategy
 from ponder.traces import TraceStore, default_trace_path
-from ponder.types import GenerationRequest, Message, Role, SamplingParams, Usage
-
-ROLES = frozenset(get_args(Role))
-
-
-@dataclass(frozen=True, slots=True)
-class ChatCall:
-    """One chat request, as the gateway sees it: no HTTP."""
-
-    model: str  # as the caller named it: "m", "ponder/<strategy>/m", "m#tag"
-    request: GenerationRequest
-    ponder: Mapping[str, Any] | None = None  # the strategy choice, if the caller made one
-    reasoning_effort: str | None = None
-    # The client's JSON body as sent: a request no strategy applies to, for a remote model,
-    # goes upstream as this (see ponder.gateway.passthrough).
-    body: Mapping[str, Any] | None = None
-
-
-@dataclass(slots=True)
-class Plan:
-    """What a call resolved to: the strategy (if any), the model and its backends."""
-
-    selection: Selection
-    model: str  # canonical
-    tag: str
-    backend: Backend  # the request's model, or the strategy running over it
-    named: dict[str, Backend] = field(default_factory=dict)
-    # Set when the request is forwarded to this endpoint as the client sent it.
-    upstream: RemoteConfig | None = None
-
-    @property
-    def spec(self) -> StrategySpec | None:
-        return self.selection.spec
+from ponder.types import GenerationRequest, Message, SamplingParams
 
 
 class Gateway:
@@ -96,7 +62,7 @@ class Gateway:
         self.services = services or Services.from_config(config)
         self.ledger = ledger or UsageLedger()
         self.traces = traces or TraceStore(config.trace_db or default_trace_path())
-        self.passthrough = PassThrough()
+        self.forwarder = Forwarder(self.ledger)
         self._close_backends = close_backends
         # Off for batch callers (the bench, calibration) that keep their own records.
         self._store_traces = store_traces
@@ -114,7 +80,7 @@ class Gateway:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self.passthrough.aclose()
+        await self.forwarder.aclose()
         if self._close_backends:
             await self.registry.aclose()
         self.traces.close()
@@ -133,7 +99,7 @@ class Gateway:
         n: int = 1,
     ) -> Reply:
         """Answer ``messages`` (a string is one user message) the way the server would."""
-        chat = _messages(messages)
+        chat = as_messages(messages)
         sampling = SamplingParams(max_tokens=max_tokens, seed=seed)
         if temperature is not None:
             sampling = sampling.replace(temperature=temperature)
@@ -228,53 +194,12 @@ class Gateway:
         return reply
 
     async def forward(self, call: ChatCall, plan: Plan) -> Forwarded:
-        """A pass-through request, sent upstream as the client sent it (model id aside) and
-        returned as the endpoint answered; its usage is recorded as the endpoint reported it."""
-        assert plan.upstream is not None and call.body is not None
-        started = time.perf_counter()
-        log = CallLog()
-        charge = log.begin(plan.model)
-        try:
-            forwarded = await self.passthrough.forward(
-                plan.upstream,
-                plan.upstream.model,
-                _upstream_body(call.body),
-                headers=plan.upstream.headers,
-            )
-        except BaseException as exc:
-            charge.end(Usage(), exc)
-            await self._record_failure(plan, call, log, started, exc)
-            raise
-        charge.end(forwarded.usage)
-        self.ledger.record(
-            plan.model,
-            log.usage,
-            ok=forwarded.ok,
-            seconds=time.perf_counter() - started,
-            tag=plan.tag,
-        )
-        return forwarded
+        """A pass-through request (see :mod:`ponder.gateway.forwarding`)."""
+        return await self.forwarder.forward(call, plan)
 
     async def forward_stream(self, call: ChatCall, plan: Plan) -> ForwardedStream:
-        """A pass-through stream: the endpoint's SSE bytes, relayed; recorded when it ends."""
-        assert plan.upstream is not None and call.body is not None
-        started = time.perf_counter()
-        opened = await self.passthrough.open_stream(
-            plan.upstream,
-            plan.upstream.model,
-            _upstream_body(call.body),
-            headers=plan.upstream.headers,
-        )
-        if isinstance(opened, Forwarded):  # the endpoint refused: a 4xx to relay
-            self.ledger.record(
-                plan.model,
-                opened.usage,
-                ok=False,
-                seconds=time.perf_counter() - started,
-                tag=plan.tag,
-            )
-            return ForwardedStream(opened, None, self, plan, started)
-        return ForwardedStream(None, opened, self, plan, started)
+        """A pass-through stream, recorded when it ends."""
+        return await self.forwarder.forward_stream(call, plan)
 
     def stream(self, call: ChatCall, plan: Plan) -> ReplyStream:
         """Deltas as they come; recorded when the stream ends, however it ends. Plan first
@@ -350,74 +275,4 @@ class Gateway:
             await self.traces.put(reply.trace, stream.plan.model)
 
 
-def _upstream_body(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The client's body less Ponder's own extension field, which no endpoint knows."""
-    return {k: v for k, v in body.items() if k != "ponder"} if "ponder" in body else body
-
-
-@dataclass(slots=True)
-class ForwardedStream:
-    """A pass-through stream to relay: either the endpoint's refusal (``refused``, a 4xx
-    reply) or its SSE bytes, recorded in the ledger when iteration ends, however it ends."""
-
-    refused: Forwarded | None
-    relay: RelayStream | None
-    gateway: Gateway
-    plan: Plan
-    started: float
-
-    async def events(self) -> AsyncIterator[bytes]:
-        assert self.relay is not None
-        ok = False
-        error: BaseException | None = None
-        try:
-            async with self.relay:
-                async for data in self.relay:
-                    yield data
-                ok = self.relay.finished
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            log = CallLog()
-            log.begin(self.plan.model).end(self.relay.usage, error)
-            self.gateway.ledger.record(
-                self.plan.model,
-                log.usage,
-                ok=ok,
-                seconds=time.perf_counter() - self.started,
-                tag=self.plan.tag,
-            )
-
-
-def _messages(messages: str | Sequence[Mapping[str, str] | Message]) -> tuple[Message, ...]:
-    if isinstance(messages, str):
-        return (Message("user", messages),)
-    out: list[Message] = []
-    for m in messages:
-        if isinstance(m, Message):
-            out.append(m)
-            continue
-        role = m.get("role")
-        if role not in ROLES:
-            raise InvalidRequestError(f"unknown message role {role!r}", param="messages")
-        out.append(Message(cast(Role, role), str(m.get("content", ""))))
-    return tuple(out)
-
-
-def unhonoured(request: GenerationRequest) -> list[str]:
-    """Fields a strategy cannot honour: it returns its own text, one answer per choice,
-    without logprobs, tool calls or a forced format."""
-    return [
-        what
-        for what, asked in (
-            ("tools", bool(request.tools)),
-            ("tool_choice", request.tool_choice not in (None, "none", "auto")),
-            ("logprobs", request.sampling.logprobs),
-            ("response_format", request.json_schema is not None or request.json_object),
-        )
-        if asked
-    ]
-
-
-__all__ = ["ChatCall", "Gateway", "Plan", "PonderError"]
+__all__ = ["ChatCall", "Gateway", "Plan"]

@@ -2,8 +2,9 @@
 network, IPC, UTS, mount and cgroup namespaces.
 
 Inside, the file system holds only a read-only bind of the interpreter, its standard library
-(site-packages masked) and the shared libraries they link, a minimal ``/dev``, and a private
-tmpfs work directory of bounded size. There is no ``/proc``, no ``/etc``, no home directory,
+(site-packages masked) and the shared libraries they link, a minimal read-only ``/dev``, and
+a private tmpfs work directory of bounded size, the only writable place: the root itself is
+remounted read-only. There is no ``/proc``, no ``/etc``, no home directory,
 no model cache, trace database or working tree. The environment is empty, every capability
 is dropped, the program cannot create user namespaces, and it dies with its parent.
 """
@@ -66,7 +67,11 @@ def find_bwrap(configured: Path | None) -> Bwrap:
 
 
 def bwrap_argv(
-    bwrap: Bwrap, runtime: PythonRuntime, limits: SandboxLimits, seccomp_fd: int | None
+    bwrap: Bwrap,
+    runtime: PythonRuntime,
+    limits: SandboxLimits,
+    seccomp_fd: int | None,
+    status_fd: int | None = None,
 ) -> list[str]:
     """The command line that starts one sandboxed interpreter waiting for its job."""
     argv = [str(bwrap.path), "--unshare-all", "--unshare-user"]
@@ -91,9 +96,13 @@ def bwrap_argv(
         argv += ["--ro-bind", str(file), str(file)]
     argv += ["--ro-bind", str(runtime.stdlib), str(runtime.stdlib)]
     for hidden in runtime.hidden:
-        argv += ["--tmpfs", str(hidden)]
+        argv += ["--tmpfs", str(hidden), "--remount-ro", str(hidden)]
     argv += [
+        # /dev holds only null, zero, full, random, urandom and tty; read-only, so its
+        # tmpfs (and /dev/shm) cannot store anything.
         "--dev",
+        "/dev",
+        "--remount-ro",
         "/dev",
         "--size",
         str(limits.disk_bytes),
@@ -101,7 +110,13 @@ def bwrap_argv(
         WORKDIR,
         "--chdir",
         WORKDIR,
+        # bwrap's root is an unbounded tmpfs: read-only, the work directory is the only place
+        # a program can write, and it is bounded.
+        "--remount-ro",
+        "/",
     ]
+    if status_fd is not None:
+        argv += ["--json-status-fd", str(status_fd)]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
     argv += ["--", str(runtime.executable), "-I", "-S", "-B", "-X", "utf8", "-c", CHILD_SOURCE]

@@ -14,20 +14,26 @@ runs, so one instance may serve any number of event loops.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import anyio
+
 from ponder.errors import SandboxUnavailableError
 from ponder.sandbox.bwrap import Bwrap, bwrap_argv, diagnose, find_bwrap, memfd_with
 from ponder.sandbox.execute import finish, job_bytes, spawn
+from ponder.sandbox.init import SandboxInit
 from ponder.sandbox.process import WARNING, run_in_process
 from ponder.sandbox.runtime import PythonRuntime, discover_runtime
 from ponder.sandbox.seccomp import build_filter
 from ponder.sandbox.settings import RunResult, SandboxLimits, SandboxSettings, SandboxStatus
 
 _PROBE = "import sys; print(sum(range(10)), sys.version_info[0])"
+_TEARDOWN_SECONDS = 10.0
 _PROBE_OUTPUT = "45 3"
 
 
@@ -124,16 +130,30 @@ class Sandbox:
         seccomp_fd = (
             memfd_with(prepared.seccomp, "ponder-seccomp") if prepared.seccomp is not None else None
         )
+        status_read, status_write = os.pipe()
         try:
             proc = await spawn(
-                bwrap_argv(prepared.bwrap, prepared.runtime, limits, seccomp_fd),
-                pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+                bwrap_argv(prepared.bwrap, prepared.runtime, limits, seccomp_fd, status_write),
+                pass_fds=(status_write,) if seccomp_fd is None else (seccomp_fd, status_write),
             )
+        except BaseException:
+            os.close(status_read)
+            raise
         finally:
+            os.close(status_write)
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
-        result = await finish(proc, job_bytes(code, limits, files), limits)
-        if result.returncode == 1 and result.stderr.startswith("bwrap:"):
-            # The sandbox itself failed, not the program.
+        init = SandboxInit(status_read)
+        try:
+            result = await finish(proc, job_bytes(code, limits, files), limits)
+        finally:
+            # The namespace's init can outlive bwrap's own process while the kernel tears
+            # the sandbox down (a work directory of many files takes a while): wait for it,
+            # so that nothing of a run is left when run() returns.
+            with anyio.CancelScope(shield=True), contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_TEARDOWN_SECONDS):
+                    await init.gone()
+        if not result.started:
+            # No interpreter ever ran: the sandbox itself failed, not the program.
             raise diagnose(prepared.bwrap, result.stderr, result.returncode)
         return result

@@ -25,6 +25,8 @@ from ponder.sandbox.settings import RunResult, SandboxLimits
 # never raise them), and run the program as __main__. stdin is /dev/null for the program.
 CHILD_SOURCE = r"""
 import marshal, os, resource, sys
+sys.stdout.buffer.write(b"\x00ponder:started\x00")
+sys.stdout.buffer.flush()
 _job = marshal.loads(sys.stdin.buffer.read())
 for _name, _data in _job["files"].items():
     with open(os.path.join(os.getcwd(), os.path.basename(_name)), "wb") as _f:
@@ -39,6 +41,10 @@ del _job
 exec(_code, {"__name__": "__main__", "__builtins__": __builtins__})
 """
 
+# The first bytes a sandboxed interpreter writes, before it reads its program: output that
+# starts with them came from a sandbox that was set up. Without them, a failure is the
+# sandbox's own, and a program cannot fake that (it runs only after they are written).
+STARTED = b"\x00ponder:started\x00"
 _READ_CHUNK = 64 * 1024
 _REAP_SECONDS = 2.0  # after a kill, how long to wait for the pipes to close
 # Exit statuses of a program stopped by RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL at the
@@ -83,7 +89,7 @@ async def spawn(
 async def finish(proc: asyncio.subprocess.Process, job: bytes, limits: SandboxLimits) -> RunResult:
     """Send ``job`` to a spawned sandbox and collect its result within ``limits``."""
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    out, err = _Capped(limits.output_bytes), _Capped(limits.output_bytes)
+    out, err = _Capped(limits.output_bytes + len(STARTED)), _Capped(limits.output_bytes)
     timed_out = False
     try:
         async with asyncio.timeout(limits.wall_seconds):
@@ -104,25 +110,29 @@ async def finish(proc: asyncio.subprocess.Process, job: bytes, limits: SandboxLi
                 # The pipes must reach their end before asyncio lets go of the process.
                 await asyncio.gather(_drain(proc.stdout), _drain(proc.stderr))
                 await proc.wait()
+        started, stdout = _started(out.data)
         return RunResult(
             ok=False,
-            stdout=_text(out.data),
+            stdout=_text(stdout),
             stderr="timed out",
             timed_out=True,
             truncated=out.overflowed or err.overflowed,
+            started=started,
         )
     truncated = out.overflowed or err.overflowed
     cpu_limit = proc.returncode in _CPU_LIMIT_STATUSES
     note = (
         "\noutput limit exceeded" if truncated else "\nCPU time limit exceeded" if cpu_limit else ""
     )
+    started, stdout = _started(out.data)
     return RunResult(
-        ok=proc.returncode == 0 and not truncated,
-        stdout=_text(out.data),
+        ok=proc.returncode == 0 and not truncated and started,
+        stdout=_text(stdout),
         stderr=_text(err.data) + note,
         timed_out=cpu_limit,
         returncode=proc.returncode,
         truncated=truncated,
+        started=started,
     )
 
 
@@ -169,6 +179,12 @@ class _Capped:
 async def _drain(stream: asyncio.StreamReader) -> None:
     while await stream.read(_READ_CHUNK):
         pass
+
+
+def _started(data: bytes) -> tuple[bool, bytes]:
+    if data.startswith(STARTED):
+        return True, data[len(STARTED) :]
+    return False, data
 
 
 def _text(data: bytes) -> str:

@@ -8,6 +8,8 @@ attack the kernel or multiply itself, whatever uid it runs as:
   ``clone``). The kernel's RLIMIT_NPROC does not apply to uid 0, so this is what stops a fork
   bomb when Ponder runs as root;
 - no sockets but Unix ones (the network namespace has no route out either);
+- no ``memfd_create``: memory written into a memfd is not address space, so RLIMIT_AS would
+  not bound it;
 - none of the kernel's large attack surfaces: ``ptrace``, other processes' memory, ``bpf``,
   ``perf_event_open``, ``userfaultfd``, ``io_uring``, keyrings, modules, mounts and
   namespaces, file handles, clocks, terminal injection (``TIOCSTI``).
@@ -90,6 +92,9 @@ DENIED = (
     "lookup_dcookie",
     "uselib",
     "personality",
+    # Memory written to a memfd is not address space: RLIMIT_AS would not bound it.
+    "memfd_create",
+    "memfd_secret",
 )
 
 

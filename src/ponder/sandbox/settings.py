@@ -32,6 +32,8 @@ class RunResult:
     timed_out: bool = False
     returncode: int | None = None
     truncated: bool = False  # the program wrote more than the output limit and was stopped
+    # The interpreter started inside the sandbox (else the sandbox itself failed to start).
+    started: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,76 @@
+"""A chat request as the gateway sees it (no HTTP), and what it resolved to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast, get_args
+
+from ponder.backends.base import Backend
+from ponder.backends.remote import RemoteConfig
+from ponder.errors import InvalidRequestError
+from ponder.reasoning.runner import StrategySpec
+from ponder.reasoning.selection import Selection
+from ponder.types import GenerationRequest, Message, Role
+
+ROLES = frozenset(get_args(Role))
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    """One chat request, as the gateway sees it: no HTTP."""
+
+    model: str  # as the caller named it: "m", "ponder/<strategy>/m", "m#tag"
+    request: GenerationRequest
+    ponder: Mapping[str, Any] | None = None  # the strategy choice, if the caller made one
+    reasoning_effort: str | None = None
+    # The client's JSON body as sent: a request no strategy applies to, for a remote model,
+    # goes upstream as this (see ponder.gateway.passthrough).
+    body: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a call resolved to: the strategy (if any), the model and its backends."""
+
+    selection: Selection
+    model: str  # canonical
+    tag: str
+    backend: Backend  # the request's model, or the strategy running over it
+    named: dict[str, Backend] = field(default_factory=dict)
+    # Set when the request is forwarded to this endpoint as the client sent it.
+    upstream: RemoteConfig | None = None
+
+    @property
+    def spec(self) -> StrategySpec | None:
+        return self.selection.spec
+
+
+def as_messages(messages: str | Sequence[Mapping[str, str] | Message]) -> tuple[Message, ...]:
+    if isinstance(messages, str):
+        return (Message("user", messages),)
+    out: list[Message] = []
+    for m in messages:
+        if isinstance(m, Message):
+            out.append(m)
+            continue
+        role = m.get("role")
+        if role not in ROLES:
+            raise InvalidRequestError(f"unknown message role {role!r}", param="messages")
+        out.append(Message(cast(Role, role), str(m.get("content", ""))))
+    return tuple(out)
+
+
+def unhonoured(request: GenerationRequest) -> list[str]:
+    """Fields a strategy cannot honour: it returns its own text, one answer per choice,
+    without logprobs, tool calls or a forced format."""
+    return [
+        what
+        for what, asked in (
+            ("tools", bool(request.tools)),
+            ("tool_choice", request.tool_choice not in (None, "none", "auto")),
+            ("logprobs", request.sampling.logprobs),
+            ("response_format", request.json_schema is not None or request.json_object),
+        )
+        if asked
+    ]
