@@ -235,9 +235,8 @@ def test_shipped_profile_loads_with_every_effort() -> None:
 
 
 async def test_unknown_effort() -> None:
-    from ponder.errors import ConfigError
-
-    with pytest.raises(ConfigError):
+    # The request named a level the profile lacks: its mistake, a 400.
+    with pytest.raises(InvalidRequestError, match="no effort level"):
         await Auto(PROFILE).run(
             RunContext(
                 backend=TracingBackend(ScriptedBackend.cycle(["x"]), Trace("a")), trace=Trace("a")

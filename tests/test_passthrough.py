@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from ponder.backends.endpoint import EndpointConfig
 from ponder.errors import BackendError, BackendTimeoutError, BackendUnavailableError
@@ -79,6 +83,17 @@ async def passthrough() -> AsyncIterator[PassThrough]:
 
 def endpoint(fake: tuple[str, Any], profile: str, **config: Any) -> EndpointConfig:
     return EndpointConfig(base_url=f"{fake[0]}/{profile}/v1", **config)
+
+
+@asynccontextmanager
+async def hand_written(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[EndpointConfig]:
+    """An endpoint on 127.0.0.1 that answers every chat request with ``handler``."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield EndpointConfig(base_url=str(server.make_url("/v1")))
 
 
 def last_request(fake: tuple[str, Any]) -> tuple[str, dict[str, Any], dict[str, str]]:
@@ -239,11 +254,11 @@ async def test_usage_is_exact_with_reasoning_and_cached_tokens(
 
 
 async def test_a_reply_without_usage_is_not_exact() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"id": "x", "choices": []})
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"id": "x", "choices": []})
 
-    async with PassThrough(transport=httpx.MockTransport(handler)) as pt:
-        reply = await pt.forward(EndpointConfig(base_url="http://up/v1"), "m", {"messages": []})
+    async with hand_written(handler) as config, PassThrough(trust_env=False) as pt:
+        reply = await pt.forward(config, "m", {"messages": []})
     assert reply.usage == Usage(calls=1) and not reply.exact
 
 
@@ -394,17 +409,14 @@ async def test_a_cancelled_relay_closes_the_upstream_response(
 
 
 # -- SSE framing, against hand-written streams ---------------------------------------------
-def sse_transport(parts: list[bytes], *, fail: Exception | None = None) -> httpx.MockTransport:
+def parts_of(parts: list[bytes], *, fail: Exception | None = None) -> AsyncIterator[bytes]:
     async def body() -> AsyncIterator[bytes]:
         for part in parts:
             yield part
         if fail is not None:
             raise fail
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
-
-    return httpx.MockTransport(handler)
+    return body()
 
 
 def chunk(choices: list[Any], usage: dict[str, Any] | None = None, sep: bytes = b"\n\n") -> bytes:
@@ -425,11 +437,21 @@ LAST = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
 async def relay_parts(
     parts: list[bytes], body: dict[str, Any], *, fail: Exception | None = None
 ) -> tuple[list[bytes], RelayStream]:
-    async with PassThrough(transport=sse_transport(parts, fail=fail)) as pt:
-        stream = await pt.open_stream(EndpointConfig(base_url="http://up/v1"), "m", body)
-        assert isinstance(stream, RelayStream)
+    """Relay a reply that arrives split into exactly ``parts`` (what the HTTP client yields
+    as they come), for the body Ponder sends upstream for ``body``."""
+    _, added = upstream_body(EndpointConfig(base_url="http://up/v1"), "m", body)
+    closed: list[bool] = []
+    stream = RelayStream(
+        parts_of(parts, fail=fail),
+        added_usage=added,
+        where="m at http://up/v1",
+        on_close=lambda: closed.append(True),
+    )
+    try:
         async with stream:
             return [part async for part in stream], stream
+    finally:
+        assert closed == [True]  # the upstream response is closed once, however it ends
 
 
 @pytest.mark.parametrize("sep", [b"\n\n", b"\r\n\r\n", b"\r\r"], ids=["lf", "crlf", "cr"])
@@ -467,5 +489,70 @@ async def test_usage_on_a_content_chunk_is_read_and_relayed() -> None:
 async def test_a_transport_failure_mid_stream_raises_with_the_usage_known() -> None:
     raw = chunk(DELTA, {**USAGE, "completion_tokens": 1})
     with pytest.raises(BackendUnavailableError) as caught:
-        await relay_parts([raw], {"messages": [], "stream": True}, fail=httpx.ReadError("reset"))
+        await relay_parts(
+            [raw], {"messages": [], "stream": True}, fail=aiohttp.ClientPayloadError("cut")
+        )
     assert caught.value.usage is not None and caught.value.usage.completion_tokens == 1
+
+
+async def test_an_endpoint_that_drops_the_connection_mid_stream() -> None:
+    raw = chunk(DELTA, {**USAGE, "completion_tokens": 1})
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(raw)
+        await asyncio.sleep(0.05)
+        assert request.transport is not None
+        request.transport.close()  # gone before the chunked body's end
+        return response
+
+    async with hand_written(handler) as config, PassThrough(trust_env=False) as pt:
+        stream = await pt.open_stream(config, "m", {"messages": [], "stream": True})
+        assert isinstance(stream, RelayStream)
+        relayed: list[bytes] = []
+        with pytest.raises(BackendUnavailableError) as caught:
+            async with stream:
+                async for part in stream:
+                    relayed.append(part)
+    assert relayed == [raw]
+    assert caught.value.usage is not None and caught.value.usage.completion_tokens == 1
+    assert not stream.exact and not stream.finished
+
+
+async def test_connections_are_reused_and_closing_before_use_is_safe() -> None:
+    peers: set[object] = set()
+
+    async def handler(request: web.Request) -> web.Response:
+        peers.add(request.transport.get_extra_info("peername") if request.transport else None)
+        return web.json_response({"id": "x", "choices": [], "usage": {"prompt_tokens": 1}})
+
+    await PassThrough().aclose()  # never used: no session was made
+    async with hand_written(handler) as config, PassThrough(trust_env=False) as pt:
+        for _ in range(5):
+            assert (await pt.forward(config, "m", {"messages": []})).exact
+        stream = await pt.open_stream(config, "m", {"messages": [], "stream": True})
+        assert isinstance(stream, Forwarded)  # JSON back for a stream: relayed as a reply
+    assert len(peers) == 1  # one kept-alive connection served them all
+    with pytest.raises(RuntimeError, match="closed"):
+        await pt.forward(config, "m", {"messages": []})
+
+
+async def test_an_exhausted_pool_is_unavailable() -> None:
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"id": "x", "choices": []})
+
+    async with hand_written(handler) as config, PassThrough(
+        trust_env=False, max_connections=1
+    ) as pt:
+        impatient = EndpointConfig(base_url=config.base_url, timeout=0.2)
+        first = asyncio.create_task(pt.forward(config, "m", {"messages": []}))
+        await asyncio.sleep(0.05)
+        with pytest.raises(BackendUnavailableError, match="pool exhausted"):
+            await pt.forward(impatient, "m", {"messages": []})
+        release.set()
+        assert (await first).status_code == 200
+        await pt.forward(config, "m", {"messages": []})  # the slot came back

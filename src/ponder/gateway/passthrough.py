@@ -34,24 +34,32 @@ reply without ``usage``, or a stream cut (or failed) before its usage chunk. The
 holds what is known (``calls=1``, zero tokens, or the last cumulative usage a stream carried)
 and is never an estimate.
 
-One :class:`PassThrough` holds one ``httpx.AsyncClient`` shared by every request to every
-endpoint, so connections are pooled and kept alive; its owner creates it once and closes it
-with :meth:`PassThrough.aclose`. Authorization upstream is ``Bearer {endpoint.api_key}`` when
-the endpoint has a key; a client's own ``Authorization`` is never forwarded.
+One :class:`PassThrough` holds one ``aiohttp.ClientSession`` shared by every request to
+every endpoint, so connections are pooled and kept alive (aiohttp, not httpx: on loopback its
+pool costs a fraction of httpx's per request). The session is made on first use, inside the
+running event loop as aiohttp requires, so a :class:`PassThrough` can be built anywhere; its
+owner closes it with :meth:`PassThrough.aclose`. Authorization upstream is
+``Bearer {endpoint.api_key}`` when the endpoint has a key; a client's own ``Authorization``
+is never forwarded, and no cookie an endpoint sets is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import urllib.request
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from ponder.backends.endpoint import EndpointConfig
+from ponder.errors import BackendError
 from ponder.gateway.relay import RelayStream
 from ponder.gateway.upstream import (
     Forwarded,
+    pool_exhausted,
     reply_of,
     status_error,
     transport_error,
@@ -92,41 +100,61 @@ _NEVER_FORWARDED = frozenset(
 )
 
 
+class _Target:
+    """Where one endpoint's requests go, worked out once: the URL, the proxy (from the
+    environment) and the timeouts."""
+
+    __slots__ = ("proxy", "timeout", "url")
+
+    def __init__(self, endpoint: EndpointConfig, *, trust_env: bool) -> None:
+        try:
+            self.url = URL(endpoint.base_url.rstrip("/") + "/chat/completions")
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"invalid endpoint URL {endpoint.base_url!r}: {exc}") from exc
+        self.proxy = _env_proxy(self.url) if trust_env else None
+        # Connecting (DNS included), and each wait for the next bytes of the reply; no bound
+        # on the whole, so a long stream is not cut while it keeps sending.
+        self.timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=endpoint.timeout,
+            sock_connect=endpoint.timeout,
+            sock_read=endpoint.timeout,
+        )
+
+
 class PassThrough:
     """Forwards chat requests to OpenAI-compatible endpoints over one pooled HTTP client.
 
     ``max_connections`` bounds concurrent upstream requests across all endpoints (a request
-    beyond it waits up to the endpoint's timeout, then fails as unavailable);
-    ``max_keepalive`` idle connections are kept for ``keepalive_expiry`` seconds, enough that
-    a busy gateway does not open a connection per request. Timeouts come from each
-    endpoint's ``timeout``, applied to connecting, writing, waiting for the pool, and to each
-    wait for the next bytes of a reply (a long stream is not cut while it keeps sending).
-    ``trust_env`` reads proxy settings from the environment, as the OpenAI SDK does.
+    beyond it waits up to the endpoint's timeout, then fails as unavailable); idle
+    connections are kept alive for ``keepalive_expiry`` seconds, so that a busy gateway does
+    not open a connection per request. Timeouts come from each endpoint's ``timeout``,
+    applied to connecting and to each wait for the next bytes of a reply (a long stream is
+    not cut while it keeps sending). ``trust_env`` reads proxy settings (``HTTPS_PROXY``,
+    ``NO_PROXY``, ...) from the environment, as the OpenAI SDK does, once per endpoint.
     """
 
     def __init__(
         self,
         *,
         max_connections: int = 1000,
-        max_keepalive: int = 256,
         keepalive_expiry: float = 5.0,
         trust_env: bool = True,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=min(max_keepalive, max_connections),
-                keepalive_expiry=keepalive_expiry,
-            ),
-            headers={"Content-Type": "application/json"},
-            follow_redirects=False,
-            trust_env=trust_env,
-            transport=transport,
-        )
+        self._max_connections = max_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._trust_env = trust_env
+        self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._targets: dict[tuple[str, float], _Target] = {}
+        self._closed = False
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        """Close the pooled connections (idempotent; nothing to do if none was made)."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def __aenter__(self) -> PassThrough:
         return self
@@ -156,12 +184,18 @@ class PassThrough:
             raise ValueError("forward() is for non-streaming requests; use open_stream()")
         payload, _ = upstream_body(endpoint, upstream_model, body)
         where = where_of(endpoint, upstream_model)
+        slots = await self._acquire(endpoint, where)
         try:
-            request = self._request(endpoint, payload, headers)
-            response = await self._client.send(request)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            response = await self._send(endpoint, payload, headers)
+            try:
+                content = await response.read()
+            finally:
+                response.close()  # a no-op once read: the connection is back in the pool
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc, where) from exc
-        return reply_of(response, where)
+        finally:
+            slots.release()
+        return reply_of(response.status, content, where)
 
     async def open_stream(
         self,
@@ -181,34 +215,103 @@ class PassThrough:
             raise ValueError("open_stream() needs a body with stream: true; use forward()")
         payload, added_usage = upstream_body(endpoint, upstream_model, body)
         where = where_of(endpoint, upstream_model)
+        slots = await self._acquire(endpoint, where)
         try:
-            request = self._request(endpoint, payload, headers)
-            response = await self._client.send(request, stream=True)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            response = await self._send(endpoint, payload, headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            slots.release()
             raise transport_error(exc, where) from exc
+        except BaseException:
+            slots.release()
+            raise
         content_type = response.headers.get("content-type", "")
-        if response.status_code == 200 and not content_type.startswith("application/json"):
-            return RelayStream(response, added_usage=added_usage, where=where)
+        if response.status == 200 and not content_type.startswith("application/json"):
+
+            def close() -> None:
+                # Closes the connection unless the reply was read to its end (then it is
+                # already back in the pool): an endpoint that is cut off stops generating.
+                response.close()
+                slots.release()
+
+            return RelayStream(
+                response.content.iter_any(),
+                status_code=response.status,
+                added_usage=added_usage,
+                where=where,
+                on_close=close,
+            )
         try:
-            await response.aread()
-        except httpx.HTTPError as exc:
+            content = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc, where) from exc
         finally:
-            await response.aclose()
-        return reply_of(response, where)
+            response.close()
+            slots.release()
+        return reply_of(response.status, content, where)
 
-    def _request(
+    # -- the client ---------------------------------------------------------------------
+    async def _acquire(self, endpoint: EndpointConfig, where: str) -> asyncio.Semaphore:
+        """A slot among ``max_connections``, waiting up to the endpoint's timeout for one."""
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = asyncio.Semaphore(self._max_connections)
+        if not slots.locked():
+            await slots.acquire()  # free: returns at once
+            return slots
+        try:
+            async with asyncio.timeout(endpoint.timeout):
+                await slots.acquire()
+        except TimeoutError:
+            raise pool_exhausted(where) from None
+        return slots
+
+    async def _send(
         self, endpoint: EndpointConfig, payload: bytes, headers: Mapping[str, str] | None
-    ) -> httpx.Request:
-        sent: dict[str, str] = {}
+    ) -> aiohttp.ClientResponse:
+        target = self._target(endpoint)
+        sent: dict[str, str] = {"Content-Type": "application/json"}
         if headers:
             sent.update((k, v) for k, v in headers.items() if k.lower() not in _NEVER_FORWARDED)
         if endpoint.api_key:
             sent["Authorization"] = f"Bearer {endpoint.api_key}"
-        return self._client.build_request(
-            "POST",
-            endpoint.base_url.rstrip("/") + "/chat/completions",
-            content=payload,
+        return await self._client().post(
+            target.url,
+            data=payload,
             headers=sent,
-            timeout=httpx.Timeout(endpoint.timeout),
+            proxy=target.proxy,
+            timeout=target.timeout,
+            allow_redirects=False,
         )
+
+    def _target(self, endpoint: EndpointConfig) -> _Target:
+        key = (endpoint.base_url, endpoint.timeout)
+        target = self._targets.get(key)
+        if target is None:
+            target = self._targets[key] = _Target(endpoint, trust_env=self._trust_env)
+        return target
+
+    def _client(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None:
+            if self._closed:
+                raise RuntimeError("this PassThrough is closed")
+            connector = aiohttp.TCPConnector(
+                limit=0,  # bounded by _acquire, which can tell an exhausted pool apart
+                keepalive_timeout=self._keepalive_expiry,
+            )
+            session = self._session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,  # proxies are read once per endpoint, in _Target
+            )
+        return session
+
+
+def _env_proxy(url: URL) -> URL | None:
+    """The proxy the environment names for ``url`` (credentials in its URL), if any."""
+    host = url.host or ""
+    if not host or urllib.request.proxy_bypass(host):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    return URL(proxy) if proxy else None

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import suppress
 from types import TracebackType
 
+import aiohttp
 import anyio
-import httpx
 
 from ponder.gateway.upstream import transport_error, usage_from
 from ponder.types import Usage
@@ -29,6 +29,9 @@ class RelayStream:
     the upstream bytes unchanged, grouped into whole events (an event is never split across
     two items), minus the usage-only chunk when :attr:`added_usage`.
 
+    ``chunks`` are the reply's body bytes as they arrive (any split); ``on_close`` is called
+    once, when the stream ends or is closed, to close the upstream response.
+
     :attr:`usage` and :attr:`exact` are final once iteration ends. Closing the stream
     (:meth:`aclose`, or leaving ``async with``) closes the upstream response and so the
     connection, which tells the endpoint to stop; a client that disconnects should cause
@@ -36,13 +39,21 @@ class RelayStream:
     the usage known so far; an error the endpoint sends as an event is relayed like any other.
     """
 
-    def __init__(self, response: httpx.Response, *, added_usage: bool, where: str) -> None:
-        self.status_code = response.status_code
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        added_usage: bool,
+        where: str,
+        status_code: int = 200,
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
+        self.status_code = status_code
         # True when include_usage was added upstream (and its chunk is dropped here).
         self.added_usage = added_usage
-        self._response = response
+        self._on_close = on_close
         self._where = where
-        self._chunks: AsyncIterator[bytes] | None = response.aiter_bytes()
+        self._chunks: AsyncIterator[bytes] | None = chunks
         self._pending = b""
         self._usage: Usage | None = None
         self._final_usage = False
@@ -80,7 +91,7 @@ class RelayStream:
                 if tail and self._keep(tail):
                     return tail
                 raise
-            except httpx.HTTPError as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 await self.aclose()
                 raise transport_error(exc, self._where, usage=self.usage) from exc
             except BaseException:
@@ -101,7 +112,8 @@ class RelayStream:
                 # RuntimeError: another task is iterating it; closing the response ends that.
                 with suppress(RuntimeError):
                     await chunks.aclose()
-            await self._response.aclose()
+            if self._on_close is not None:
+                self._on_close()
 
     async def __aenter__(self) -> RelayStream:
         return self

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from ponder.backends.endpoint import EndpointConfig
 from ponder.errors import BackendError, BackendTimeoutError, BackendUnavailableError, PonderError
@@ -80,22 +80,24 @@ def usage_from(raw: object) -> Usage | None:
 
 
 def transport_error(
-    exc: httpx.HTTPError | httpx.InvalidURL, where: str, *, usage: Usage | None = None
+    exc: aiohttp.ClientError | TimeoutError, where: str, *, usage: Usage | None = None
 ) -> PonderError:
     """The typed error for an HTTP client failure while talking to ``where``."""
-    if isinstance(exc, httpx.PoolTimeout):
-        return BackendUnavailableError(
-            f"{where}: no free upstream connection in time (pool exhausted)", usage=usage
-        )
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts are TimeoutErrors
         return BackendTimeoutError(
             f"{where}: the endpoint did not answer in time ({type(exc).__name__})", usage=usage
         )
-    if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        # Refused, reset or dropped connections, and a body cut short.
         return BackendUnavailableError(
             f"{where}: cannot reach the endpoint ({type(exc).__name__}: {exc})", usage=usage
         )
     return BackendError(f"{where}: {type(exc).__name__}: {exc}", usage=usage)
+
+
+def pool_exhausted(where: str) -> PonderError:
+    """The typed error for a request that found no free upstream connection in time."""
+    return BackendUnavailableError(f"{where}: no free upstream connection in time (pool exhausted)")
 
 
 def status_error(status: int, content: bytes, where: str) -> PonderError:
@@ -108,9 +110,8 @@ def status_error(status: int, content: bytes, where: str) -> PonderError:
     return BackendError(message, usage=Usage(calls=1))
 
 
-def reply_of(response: httpx.Response, where: str) -> Forwarded:
-    status = response.status_code
-    content = response.content
+def reply_of(status: int, content: bytes, where: str) -> Forwarded:
+    """The :class:`Forwarded` for an endpoint's whole reply, or the typed error it means."""
     if status >= 500 or status in _TIMED_OUT or status in _UNAVAILABLE:
         raise status_error(status, content, where)
     if not 200 <= status < 500 or 300 <= status < 400:

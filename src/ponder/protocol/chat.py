@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # Unknown fields are kept (and forwarded by pass-through); NaN and infinities never pass.
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
 class TextContentPart(_Lenient):

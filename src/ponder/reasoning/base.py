@@ -32,7 +32,7 @@ T = TypeVar("T")
 class StrategyParams(BaseModel):
     """Parameters common to all strategies; each strategy extends this."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     answer_format: AnswerFormat = "auto"
     temperature: float | None = None  # None: the strategy's own default

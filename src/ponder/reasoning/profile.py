@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.errors import ConfigError
+from ponder.errors import ConfigError, InvalidRequestError
 
 Effort = Literal["minimal", "low", "medium", "high", "xhigh"]
 FirstPass = Literal["cot", "program"]
@@ -64,9 +64,11 @@ class AutoProfile(BaseModel):
     efforts: dict[str, EffortProfile]
 
     def effort(self, name: str) -> EffortProfile:
+        """The level a request named; an unknown one is the request's mistake (a 400)."""
         if name not in self.efforts:
-            raise ConfigError(
-                f"the auto profile has no effort level {name!r}; it has {', '.join(self.efforts)}"
+            raise InvalidRequestError(
+                f"the auto profile has no effort level {name!r}; it has {', '.join(self.efforts)}",
+                param="ponder.effort",
             )
         return self.efforts[name]
 

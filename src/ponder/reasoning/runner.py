@@ -28,6 +28,9 @@ from ponder.reasoning.registry import StrategyRegistry
 from ponder.reasoning.trace import Trace, TracingBackend
 from ponder.types import Choice, Completion, Delta, GenerationRequest, Usage
 
+# How deep strategies may run over one another: each level multiplies the calls.
+MAX_NESTING = 4
+
 
 @dataclass(frozen=True, slots=True)
 class StrategySpec:
@@ -40,8 +43,14 @@ class StrategySpec:
     cls: type[Strategy] | None = None
 
     @staticmethod
-    def parse(raw: Mapping[str, Any], registry: StrategyRegistry | None = None) -> StrategySpec:
+    def parse(
+        raw: Mapping[str, Any], registry: StrategyRegistry | None = None, *, depth: int = 0
+    ) -> StrategySpec:
         """From the ``ponder`` body field: {"strategy": name, <params>..., "over": {...}}."""
+        if depth >= MAX_NESTING:
+            raise InvalidRequestError(
+                f"strategies nest at most {MAX_NESTING} deep ('over')", param="ponder.over"
+            )
         registry = registry or StrategyRegistry()
         data = dict(raw)
         name = data.pop("strategy", None)
@@ -50,7 +59,11 @@ class StrategySpec:
                 "ponder.strategy must name a strategy", param="ponder.strategy"
             )
         over_raw = data.pop("over", None)
-        over = StrategySpec.parse(over_raw, registry) if isinstance(over_raw, Mapping) else None
+        over = (
+            StrategySpec.parse(over_raw, registry, depth=depth + 1)
+            if isinstance(over_raw, Mapping)
+            else None
+        )
         return StrategySpec(
             name=name,
             params=registry.parse_params(name, data),

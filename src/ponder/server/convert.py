@@ -45,13 +45,26 @@ def _content(message: ChatMessage) -> str:
     if message.content is None:
         return ""
     if isinstance(message.content, str):
-        return message.content
+        return _text(message.content, "messages")
     parts = []
     for part in message.content:
         if not isinstance(part, TextContentPart):
             raise InvalidRequestError("only text content parts are supported", param="messages")
-        parts.append(part.text)
+        parts.append(_text(part.text, "messages"))
     return "".join(parts)
+
+
+def _text(value: str, param: str) -> str:
+    """Text a model can take: a lone surrogate (valid in JSON escapes, not in UTF-8) is the
+    client's mistake, refused here rather than failing later in a tokenizer."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequestError(
+                f"{param} contains a lone surrogate (invalid Unicode)", param=param
+            ) from None
+    return value
 
 
 def to_message(message: ChatMessage) -> Message:
@@ -76,9 +89,9 @@ def to_generation_request(wire: ChatCompletionRequest, *, model: str) -> Generat
         raise InvalidRequestError("top_logprobs requires logprobs=true", param="top_logprobs")
     stop: tuple[str, ...] = ()
     if isinstance(wire.stop, str):
-        stop = (wire.stop,)
+        stop = (_text(wire.stop, "stop"),)
     elif wire.stop:
-        stop = tuple(wire.stop)
+        stop = tuple(_text(s, "stop") for s in wire.stop)
     sampling = SamplingParams(
         temperature=1.0 if wire.temperature is None else wire.temperature,
         top_p=1.0 if wire.top_p is None else wire.top_p,

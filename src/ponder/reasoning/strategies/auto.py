@@ -140,8 +140,8 @@ class Auto(Strategy):
         """The stronger models the level's ladder may escalate to; one that policy denies
         or nobody serves is left out, and that rung is skipped."""
         profile = self.profile or services.auto_profile or builtin_profile()
-        effort = profile.efforts.get(params.effort)
-        names = [r.model for r in (effort.ladder if effort else ()) if r.model is not None]
+        effort = profile.effort(params.effort)  # an unknown level: 400 before any work
+        names = [r.model for r in effort.ladder if r.model is not None]
         return tuple(ModelUse(name, "escalation", required=False) for name in dict.fromkeys(names))
 
     async def run(
