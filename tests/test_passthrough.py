@@ -545,9 +545,10 @@ async def test_an_exhausted_pool_is_unavailable() -> None:
         await release.wait()
         return web.json_response({"id": "x", "choices": []})
 
-    async with hand_written(handler) as config, PassThrough(
-        trust_env=False, max_connections=1
-    ) as pt:
+    async with (
+        hand_written(handler) as config,
+        PassThrough(trust_env=False, max_connections=1) as pt,
+    ):
         impatient = EndpointConfig(base_url=config.base_url, timeout=0.2)
         first = asyncio.create_task(pt.forward(config, "m", {"messages": []}))
         await asyncio.sleep(0.05)

@@ -63,6 +63,10 @@ class SamplingParams:
         return dataclasses.replace(self, **changes)
 
 
+# Tokens a chat template adds around each message (role markers, separators), at most.
+TEMPLATE_TOKENS_PER_MESSAGE = 8
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """One chat generation: ``n`` sequences sampled for the same messages."""
@@ -88,6 +92,14 @@ class GenerationRequest:
 
     def with_sampling(self, **changes: Any) -> GenerationRequest:
         return dataclasses.replace(self, sampling=self.sampling.replace(**changes))
+
+    def prompt_token_bound(self, extra_text: str = "") -> int:
+        """An upper bound on this request's prompt tokens (with ``extra_text`` added, such as
+        a strategy's system prompt): a token is at least one byte, and a chat template adds a
+        few tokens around each message."""
+        text = sum(len(m.content.encode("utf-8", "replace")) for m in self.messages)
+        text += len(self.prefill.encode("utf-8", "replace")) + len(extra_text.encode())
+        return text + TEMPLATE_TOKENS_PER_MESSAGE * (len(self.messages) + 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,8 +37,8 @@ and is never an estimate.
 One :class:`PassThrough` holds one ``aiohttp.ClientSession`` shared by every request to
 every endpoint, so connections are pooled and kept alive (aiohttp, not httpx: on loopback its
 pool costs a fraction of httpx's per request). The session is made on first use, inside the
-running event loop as aiohttp requires, so a :class:`PassThrough` can be built anywhere; its
-owner closes it with :meth:`PassThrough.aclose`. Authorization upstream is
+running event loop as aiohttp requires, so a :class:`PassThrough` can be built anywhere (and
+then serves that loop only); its owner closes it with :meth:`PassThrough.aclose`. Authorization upstream is
 ``Bearer {endpoint.api_key}`` when the endpoint has a key; a client's own ``Authorization``
 is never forwarded, and no cookie an endpoint sets is kept.
 """

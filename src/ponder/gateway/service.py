@@ -15,6 +15,7 @@ A request goes through five steps:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -63,6 +64,9 @@ class Gateway:
         self.ledger = ledger or UsageLedger()
         self.traces = traces or TraceStore(config.trace_db or default_trace_path())
         self.forwarder = Forwarder(self.ledger)
+        # A model's endpoint settings, built once (the configuration is immutable) rather
+        # than per pass-through request; bounded, as "provider/<any model>" names are open.
+        self._upstream_of = functools.lru_cache(maxsize=1024)(self.registry.remote_config)
         self._close_backends = close_backends
         # Off for batch callers (the bench, calibration) that keep their own records.
         self._store_traces = store_traces
@@ -147,9 +151,7 @@ class Gateway:
                 selection.spec, backend, backends=named, services=self.services
             )
         upstream = (
-            self.registry.remote_config(model)
-            if selection.spec is None and call.body is not None
-            else None
+            self._upstream_of(model) if selection.spec is None and call.body is not None else None
         )
         return Plan(
             selection=selection,

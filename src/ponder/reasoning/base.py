@@ -122,6 +122,13 @@ class Strategy:
     async def run(self, ctx: RunContext, request: GenerationRequest, params: Any) -> StrategyResult:
         raise NotImplementedError
 
+    def worst_case(self, params: Any, request: GenerationRequest, services: Services) -> int | None:
+        """An upper bound on the tokens one run can spend, prompts included: what a budget
+        reserves for it. None: not known (the gateway then reserves the operator's default,
+        or refuses a budgeted request). Every call is checked against the reservation, so a
+        bound that is too low makes a run fail, never overspend."""
+        return None
+
     def models(self, params: Any, services: Services) -> tuple[ModelUse, ...]:
         """The models this run will call besides the request's (found in ``ctx.backends``
         under these names). Most strategies call only the request's model."""

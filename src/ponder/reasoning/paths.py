@@ -23,6 +23,11 @@ class Path:
     logprobs: tuple[TokenLogprob, ...] | None = None
 
 
+def path_tokens(params: StrategyParams, request: GenerationRequest) -> int:
+    """How long one sampled path may be: the strategy's cap, else the request's."""
+    return params.max_tokens or request.sampling.max_tokens or DEFAULT_PATH_TOKENS
+
+
 def question_of(request: GenerationRequest) -> str:
     """The last user message: what answers are extracted against."""
     for message in reversed(request.messages):
@@ -43,7 +48,7 @@ def path_request(
     """A chain-of-thought request for ``n`` paths, derived from the user's request."""
     sampling = request.sampling.replace(
         temperature=params.temperature if params.temperature is not None else temperature,
-        max_tokens=params.max_tokens or request.sampling.max_tokens or DEFAULT_PATH_TOKENS,
+        max_tokens=path_tokens(params, request),
         logprobs=top_logprobs > 0,
         top_logprobs=top_logprobs,
         seed=None if request.sampling.seed is None else request.sampling.seed + seed_offset,

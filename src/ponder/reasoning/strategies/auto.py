@@ -136,6 +136,25 @@ class Auto(Strategy):
     def __init__(self, profile: AutoProfile | None = None) -> None:
         self.profile = profile
 
+    def worst_case(self, params: AutoParams, request: GenerationRequest, services: Services) -> int:
+        """Every rung of the level's ladder at full width, or its token budget if smaller."""
+        profile = self.profile or services.auto_profile or builtin_profile()
+        effort = profile.effort(params.effort)
+        cap = params.max_tokens or request.sampling.max_tokens
+        max_tokens = min(effort.max_tokens, cap) if cap else effort.max_tokens
+        prompt = request.prompt_token_bound(PAL_SYSTEM)  # the longer of the two systems
+        total = prompt + max_tokens
+        for rung in effort.ladder:
+            if rung.kind == "vote":
+                windows = -(-rung.max_n // rung.window)
+                total += windows * prompt + rung.max_n * max_tokens
+            elif rung.kind == "program":
+                total += prompt + 128 + rung.n * min(max_tokens, 512)
+            else:
+                total += prompt + max_tokens
+        budget = params.budget_tokens or effort.budget_tokens
+        return min(total, budget) if budget else total
+
     def models(self, params: AutoParams, services: Services) -> tuple[ModelUse, ...]:
         """The stronger models the level's ladder may escalate to; one that policy denies
         or nobody serves is left out, and that rung is skipped."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
-from ponder.reasoning.paths import sample_paths
+from ponder.reasoning.base import RunContext, Services, Strategy, StrategyParams, StrategyResult
+from ponder.reasoning.paths import path_tokens, sample_paths
+from ponder.reasoning.prompts import COT_SYSTEM
 from ponder.types import GenerationRequest
 
 
@@ -18,6 +19,9 @@ class ChainOfThought(Strategy):
     name: ClassVar[str] = "cot"
     Params: ClassVar[type[StrategyParams]] = CotParams
     example: ClassVar[Mapping[str, Any]] = {}
+
+    def worst_case(self, params: CotParams, request: GenerationRequest, services: Services) -> int:
+        return request.prompt_token_bound(COT_SYSTEM) + path_tokens(params, request)
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: CotParams

@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
+from ponder.reasoning.base import RunContext, Services, Strategy, StrategyParams, StrategyResult
 from ponder.reasoning.programs import write_and_run
+from ponder.reasoning.prompts import PAL_SYSTEM
 from ponder.reasoning.voting import majority_vote
 from ponder.types import GenerationRequest
 
@@ -24,6 +25,12 @@ class ProgramAided(Strategy):
     name: ClassVar[str] = "program-aided"
     Params: ClassVar[type[StrategyParams]] = ProgramAidedParams
     example: ClassVar[Mapping[str, Any]] = {"n": 2}
+
+    def worst_case(
+        self, params: ProgramAidedParams, request: GenerationRequest, services: Services
+    ) -> int:
+        max_tokens = params.max_tokens or request.sampling.max_tokens or 512
+        return request.prompt_token_bound(PAL_SYSTEM) + params.n * max_tokens
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: ProgramAidedParams

@@ -7,9 +7,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
+from ponder.reasoning.base import RunContext, Services, Strategy, StrategyParams, StrategyResult
 from ponder.reasoning.outcome import result_from_vote
-from ponder.reasoning.paths import question_of, sample_paths
+from ponder.reasoning.paths import path_tokens, question_of, sample_paths
+from ponder.reasoning.prompts import COT_SYSTEM
 from ponder.reasoning.semantic import usc_select
 from ponder.reasoning.voting import majority_vote
 from ponder.types import GenerationRequest
@@ -26,6 +27,14 @@ class SelfConsistency(Strategy):
     name: ClassVar[str] = "self-consistency"
     Params: ClassVar[type[StrategyParams]] = SelfConsistencyParams
     example: ClassVar[Mapping[str, Any]] = {"n": 3}
+
+    def worst_case(
+        self, params: SelfConsistencyParams, request: GenerationRequest, services: Services
+    ) -> int:
+        paths = request.prompt_token_bound(COT_SYSTEM) + params.n * path_tokens(params, request)
+        if params.selector == "usc":  # one more call that reads every path
+            paths += request.prompt_token_bound() + params.n * path_tokens(params, request) * 2
+        return paths
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: SelfConsistencyParams

@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
-from ponder.reasoning.paths import question_of, sample_paths
+from ponder.reasoning.base import RunContext, Services, Strategy, StrategyParams, StrategyResult
+from ponder.reasoning.paths import path_tokens, question_of, sample_paths
+from ponder.reasoning.prompts import COT_SYSTEM
 from ponder.types import GenerationRequest, Message
 
 STEP_BACK = (
@@ -31,6 +32,13 @@ class StepBack(Strategy):
     name: ClassVar[str] = "step-back"
     Params: ClassVar[type[StrategyParams]] = StepBackParams
     example: ClassVar[Mapping[str, Any]] = {"principle_max_tokens": 32}
+
+    def worst_case(
+        self, params: StepBackParams, request: GenerationRequest, services: Services
+    ) -> int:
+        principle = request.prompt_token_bound(STEP_BACK) + params.principle_max_tokens
+        answer = request.prompt_token_bound(COT_SYSTEM) + params.principle_max_tokens * 2
+        return principle + answer + path_tokens(params, request)
 
     async def run(
         self, ctx: RunContext, request: GenerationRequest, params: StepBackParams
