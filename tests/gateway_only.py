@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fake_openai import make_app, serve_app  # noqa: E402
+from tests.fake_openai import make_app, serve_app
 
 
 def main() -> None:
