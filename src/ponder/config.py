@@ -137,6 +137,10 @@ class PonderConfig:
     )
     # SQLite file for traces; ":memory:" keeps them in the process only.
     trace_db: str | None = None
+    # Teams, API keys, budgets, rate limits and the request ledger (ponder.tenancy): a
+    # SQLAlchemy URL, "sqlite:///PATH" or "postgresql://...". PONDER_DATABASE_URL overrides;
+    # None: a SQLite file in the user data dir, next to the trace DB.
+    database_url: str | None = None
     # The strategy for requests that name none; None passes them straight to the model.
     default_strategy: Mapping[str, Any] | None = field(default_factory=lambda: {"strategy": "auto"})
     # The adaptive controller's profile (from `ponder calibrate`); None: the shipped one.

@@ -14,8 +14,10 @@ for every token it cost.
     │   ├── ContextOverflowError     prompt + max_tokens cannot fit the context
     │   └── UnsupportedFeatureError  the backend cannot do what was asked
     │       └── SandboxUnavailableError  programs cannot run: no OS sandbox here
+    ├── AuthenticationError          no API key, or an unknown or revoked one (401)
     ├── ModelNotFoundError           unknown model name (404)
     ├── TraceNotFoundError           unknown trace id (404)
+    ├── TenantNotFoundError          unknown team or API key id (404)
     ├── ModelError                   a model cannot be installed or loaded (500/503)
     │   ├── ModelNotInstalledError   a weight package is missing
     │   └── ModelIntegrityError      a checksum does not match
@@ -23,6 +25,8 @@ for every token it cost.
     │   ├── BackendTimeoutError      the backend did not answer in time (504)
     │   └── BackendUnavailableError  the backend refused or is down (503)
     ├── BudgetExceededError          a token or money budget is spent (402-like, 429)
+    ├── RateLimitedError             too many requests or tokens this minute (429)
+    ├── StoreUnavailableError        the tenancy database cannot be reached (503)
     ├── PolicyError                  a policy forbids this model or provider (403)
     └── CancelledSequenceError       a sequence was cancelled by its caller (499)
         └── ClientDisconnectedError  the HTTP client left before its reply
@@ -105,6 +109,22 @@ class TraceNotFoundError(PonderError):
     code = "trace_not_found"
 
 
+class AuthenticationError(PonderError):
+    """The request carries no API key, or one that is unknown or revoked."""
+
+    status_code = 401
+    error_type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class TenantNotFoundError(PonderError):
+    """No team or API key is known under the given name or id."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "not_found"
+
+
 class ModelError(PonderError):
     """A model cannot be installed or loaded."""
 
@@ -151,6 +171,32 @@ class BudgetExceededError(PonderError):
     status_code = 429
     error_type = "insufficient_quota"
     code = "budget_exceeded"
+
+
+class RateLimitedError(PonderError):
+    """A requests-per-minute or tokens-per-minute limit is reached. ``retry_after`` is the
+    number of seconds until the current minute window ends (the HTTP edge sends it as
+    ``Retry-After``); ``error_type`` says which limit, as OpenAI does ("requests"/"tokens")."""
+
+    status_code = 429
+    error_type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self, message: str, *, retry_after: float, tokens: bool = False, param: str | None = None
+    ):
+        super().__init__(message, param=param)
+        self.retry_after = retry_after
+        if tokens:
+            self.error_type = "tokens"
+
+
+class StoreUnavailableError(PonderError):
+    """The tenancy database (keys, budgets, the ledger) cannot be reached. Requests that need
+    it are refused rather than served unmetered."""
+
+    status_code = 503
+    code = "store_unavailable"
 
 
 class PolicyError(PonderError):

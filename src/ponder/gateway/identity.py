@@ -1,0 +1,99 @@
+"""Who is calling, and what they may use.
+
+A :class:`Caller` is resolved once per request from its bearer token: the operator's admin
+key (``PONDER_ADMIN_KEY``), an API key from the tenancy store, or, on a server with no keys at
+all, the single local user. Permissions set on a key win over its team's; a key or team may
+restrict the models (globs on the model a name resolves to), the strategies and the highest
+``reasoning_effort`` it may use. Every model a request reaches is checked, the strategy's own
+included (proposers, escalation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from ponder.errors import PolicyError
+from ponder.tenancy.models import ApiKey, Team
+
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    key: ApiKey | None = None  # None: the admin, or the single local user
+    team: Team | None = None
+    admin: bool = False
+
+    @staticmethod
+    def local() -> Caller:
+        """The one user of a server that has no keys (it listens on loopback only)."""
+        return Caller(admin=True)
+
+    @property
+    def key_id(self) -> str | None:
+        return self.key.id if self.key is not None else None
+
+    @property
+    def team_name(self) -> str | None:
+        return self.key.team if self.key is not None else None
+
+    @property
+    def label(self) -> str:
+        return f"key {self.key.prefix}" if self.key is not None else "admin"
+
+    def sees(self, key_id: str | None, team: str | None) -> bool:
+        """Whether this caller may read what ``key_id`` (of ``team``) made."""
+        if self.admin:
+            return True
+        if self.key is None:
+            return False
+        if key_id == self.key.id:
+            return True
+        return self.key.team_admin and team is not None and team == self.key.team
+
+    def check_models(self, models: Iterable[str]) -> None:
+        allowed = self._allowed("models")
+        if allowed is None:
+            return
+        for model in models:
+            if not any(fnmatchcase(model.lower(), pattern.lower()) for pattern in allowed):
+                raise PolicyError(f"{self.label} may not use the model {model!r}", param="model")
+
+    def check_strategies(self, strategies: Iterable[str]) -> None:
+        allowed = self._allowed("strategies")
+        if allowed is None:
+            return
+        for name in strategies:
+            if name not in allowed:
+                raise PolicyError(
+                    f"{self.label} may not use the strategy {name!r}", param="ponder.strategy"
+                )
+
+    def check_effort(self, effort: str | None) -> None:
+        ceiling = self._ceiling()
+        if effort is None or ceiling is None or effort not in EFFORTS:
+            return
+        if EFFORTS.index(effort) > EFFORTS.index(ceiling):
+            raise PolicyError(
+                f"{self.label} may use reasoning_effort up to {ceiling!r}, not {effort!r}",
+                param="reasoning_effort",
+            )
+
+    def _allowed(self, what: str) -> tuple[str, ...] | None:
+        if self.admin or self.key is None:
+            return None
+        own = self.key.allowed_models if what == "models" else self.key.allowed_strategies
+        if own is not None:
+            return own
+        if self.team is None:
+            return None
+        return self.team.allowed_models if what == "models" else self.team.allowed_strategies
+
+    def _ceiling(self) -> str | None:
+        if self.admin or self.key is None:
+            return None
+        if self.key.max_effort is not None:
+            return self.key.max_effort
+        return self.team.max_effort if self.team is not None else None

@@ -1,0 +1,193 @@
+"""The request ledger and traces: writing rows, and reading usage back grouped.
+
+Ledger rows are keyed by request id and written at most once (a second write of the same
+request is ignored), so retries cannot double-count. Token sums are integers and money sums
+are integer micro-dollars, added up by the database.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Insert, Table, case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ponder.errors import InvalidRequestError
+from ponder.tenancy.models import (
+    GROUPS,
+    GroupBy,
+    RequestRow,
+    TraceRow,
+    from_db,
+    micros_to_usd,
+    to_db,
+    usd_to_micros,
+)
+from ponder.tenancy.schema import request_calls, requests, traces
+
+
+def insert_once(dialect: str, table: Table, key: str) -> Insert:
+    """``INSERT`` that does nothing when a row with the same ``key`` exists."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+
+
+async def write_request(conn: AsyncConnection, dialect: str, row: RequestRow) -> bool:
+    """Insert a ledger row and its calls; False if the request is already in the ledger."""
+    created = to_db(row.created_at)
+    usage = row.usage
+    counts = [usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens]
+    counts += [usage.cached_prompt_tokens, usage.calls]
+    if any(not isinstance(n, int) or n < 0 for n in counts) or not row.seconds >= 0:
+        raise InvalidRequestError(f"request {row.request_id!r}: negative usage or duration")
+    result = await conn.execute(
+        insert_once(dialect, requests, "request_id").values(
+            request_id=row.request_id,
+            key_id=row.key_id,
+            team=row.team,
+            model=row.model,
+            strategy=row.strategy,
+            effort=row.effort,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cached_prompt_tokens=usage.cached_prompt_tokens,
+            calls=usage.calls,
+            cost_micros=usd_to_micros(row.cost_usd, "cost_usd"),
+            seconds=row.seconds,
+            outcome=row.outcome,
+            trace_id=row.trace_id,
+            created_at=created,
+            day=created.strftime("%Y-%m-%d"),
+        ),
+        execution_options={"preserve_rowcount": True},  # INSERT's count is not kept otherwise
+    )
+    if result.rowcount != 1:
+        return False
+    if row.calls:
+        await conn.execute(
+            request_calls.insert(),
+            [
+                {
+                    "request_id": row.request_id,
+                    "seq": seq,
+                    "backend": call.backend,
+                    "prompt_tokens": call.usage.prompt_tokens,
+                    "completion_tokens": call.usage.completion_tokens,
+                    "reasoning_tokens": call.usage.reasoning_tokens,
+                    "cached_prompt_tokens": call.usage.cached_prompt_tokens,
+                    "seconds": call.seconds,
+                    "outcome": call.outcome,
+                }
+                for seq, call in enumerate(row.calls)
+            ],
+        )
+    return True
+
+
+async def usage(
+    conn: AsyncConnection,
+    *,
+    group_by: GroupBy,
+    since: datetime | None,
+    until: datetime | None,
+    key_id: str | None,
+    team: str | None,
+) -> list[dict[str, Any]]:
+    """Totals per group, from ``since`` (inclusive) to ``until`` (exclusive)."""
+    if group_by not in GROUPS:
+        raise InvalidRequestError(f"group_by must be one of {', '.join(GROUPS)}", param="group_by")
+    column = {
+        "key": requests.c.key_id,
+        "team": requests.c.team,
+        "model": requests.c.model,
+        "strategy": requests.c.strategy,
+        "day": requests.c.day,
+    }[group_by]
+    query = select(
+        column,
+        func.count(),
+        func.sum(case((requests.c.outcome == "ok", 1), else_=0)),
+        func.sum(requests.c.prompt_tokens),
+        func.sum(requests.c.completion_tokens),
+        func.sum(requests.c.reasoning_tokens),
+        func.sum(requests.c.cached_prompt_tokens),
+        func.sum(requests.c.calls),
+        func.sum(requests.c.cost_micros),
+        func.sum(requests.c.seconds),
+    )
+    if since is not None:
+        query = query.where(requests.c.created_at >= to_db(since))
+    if until is not None:
+        query = query.where(requests.c.created_at < to_db(until))
+    if key_id is not None:
+        query = query.where(requests.c.key_id == key_id)
+    if team is not None:
+        query = query.where(requests.c.team == team)
+    query = query.group_by(column).order_by(column.is_(None), column)
+    out = []
+    for group, count, ok, prompt, completion, reasoning, cached, calls, micros, seconds in (
+        await conn.execute(query)
+    ).all():
+        out.append(
+            {
+                group_by: group,
+                "requests": int(count),
+                "ok": int(ok),
+                "prompt_tokens": int(prompt),
+                "completion_tokens": int(completion),
+                "reasoning_tokens": int(reasoning),
+                "cached_prompt_tokens": int(cached),
+                "total_tokens": int(prompt) + int(completion),
+                "calls": int(calls),
+                "cost_usd": micros_to_usd(int(micros)),
+                "seconds": float(seconds),
+            }
+        )
+    return out
+
+
+async def put_trace(
+    conn: AsyncConnection,
+    dialect: str,
+    trace_id: str,
+    body: dict[str, Any],
+    *,
+    key_id: str | None,
+    team: str | None,
+    model: str | None,
+    now: datetime,
+) -> None:
+    """Store a trace, replacing one stored under the same id (one statement, so two
+    writers of the same id cannot collide)."""
+    values = {
+        "body": json.dumps(body),
+        "key_id": key_id,
+        "team": team,
+        "model": model,
+        "created_at": to_db(now),
+    }
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await conn.execute(
+        insert(traces)
+        .values(trace_id=trace_id, **values)
+        .on_conflict_do_update(index_elements=["trace_id"], set_=values)
+    )
+
+
+async def get_trace(conn: AsyncConnection, trace_id: str) -> TraceRow | None:
+    row = (await conn.execute(select(traces).where(traces.c.trace_id == trace_id))).first()
+    if row is None:
+        return None
+    return TraceRow(
+        trace_id=row.trace_id,
+        body=json.loads(row.body),
+        key_id=row.key_id,
+        team=row.team,
+        model=row.model,
+        created_at=from_db(row.created_at),
+    )

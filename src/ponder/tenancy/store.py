@@ -1,0 +1,359 @@
+"""The durable tenancy store: teams, API keys, budgets, rate limits, the request ledger and
+traces, in SQLite (the default) or PostgreSQL.
+
+Nothing is cached in the process: every count is read and changed in the database, so any
+number of gateway processes on one PostgreSQL database share budgets and limits. A request's
+life is ``reserve`` (one transaction that holds its estimated cost on every budget and rate
+limit of its key and team, or refuses it), then ``settle`` (one transaction that releases
+exactly that hold, charges the actual spend and writes the ledger row). A reservation whose
+process died is released by ``sweep_stale``; a settle that arrives after the sweep still
+charges the spend.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exc, select, update
+
+from ponder.errors import InvalidRequestError, TenantNotFoundError
+from ponder.tenancy import accounting, engine, reports
+from ponder.tenancy.engine import Database
+from ponder.tenancy.keys import (
+    SECRET_PREFIX,
+    check_name,
+    display_prefix,
+    dump_names,
+    hash_secret,
+    key_from_row,
+    new_key_id,
+    new_secret,
+    team_from_row,
+)
+from ponder.tenancy.models import (
+    PERIODS,
+    SCOPES,
+    UNITS,
+    ApiKey,
+    Budget,
+    GroupBy,
+    Period,
+    RequestRow,
+    Reservation,
+    Scope,
+    Team,
+    TraceRow,
+    Unit,
+    to_db,
+    usd_to_micros,
+    utcnow,
+)
+from ponder.tenancy.schema import api_keys, teams
+
+
+class TenancyStore:
+    """Open with ``await TenancyStore.open(url)``; close with :meth:`aclose`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, url: str) -> TenancyStore:
+        """Connect to ``url`` (``sqlite:///PATH``, ``postgresql://...``) and create or
+        migrate the schema to the newest revision."""
+        full = engine.async_url(url)
+        db = Database(engine.create_engine(full), serialize=engine.is_memory_sqlite(full))
+        try:
+            await engine.migrate(db)
+        except BaseException:
+            await db.dispose()
+            raise
+        return cls(db)
+
+    async def aclose(self) -> None:
+        await self._db.dispose()
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._db.dialect
+
+    # -- teams and keys ------------------------------------------------------------------
+
+    async def create_team(
+        self,
+        name: str,
+        *,
+        allowed_models: list[str] | None = None,
+        allowed_strategies: list[str] | None = None,
+        max_effort: str | None = None,
+    ) -> Team:
+        values = {
+            "name": check_name(name, "a team name"),
+            "allowed_models": dump_names(allowed_models, "allowed_models"),
+            "allowed_strategies": dump_names(allowed_strategies, "allowed_strategies"),
+            "max_effort": max_effort,
+            "created_at": to_db(utcnow()),
+        }
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(teams.insert().values(**values))
+        except exc.IntegrityError as error:
+            raise InvalidRequestError(f"team {name!r} already exists", param="name") from error
+        return team_from_row(_AsRow(values))
+
+    async def get_team(self, name: str) -> Team | None:
+        async with self._db.transaction(write=False) as conn:
+            row = (await conn.execute(select(teams).where(teams.c.name == name))).first()
+        return None if row is None else team_from_row(row)
+
+    async def list_teams(self) -> list[Team]:
+        async with self._db.transaction(write=False) as conn:
+            rows = (await conn.execute(select(teams).order_by(teams.c.name))).all()
+        return [team_from_row(r) for r in rows]
+
+    async def create_key(
+        self,
+        team: str,
+        name: str,
+        *,
+        team_admin: bool = False,
+        allowed_models: list[str] | None = None,
+        allowed_strategies: list[str] | None = None,
+        max_effort: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new key for ``team``: its record, and its secret (shown this once only)."""
+        secret = new_secret()
+        values = {
+            "id": new_key_id(),
+            "team": team,
+            "name": check_name(name, "a key name"),
+            "prefix": display_prefix(secret),
+            "secret_sha256": hash_secret(secret),
+            "team_admin": bool(team_admin),
+            "allowed_models": dump_names(allowed_models, "allowed_models"),
+            "allowed_strategies": dump_names(allowed_strategies, "allowed_strategies"),
+            "max_effort": max_effort,
+            "created_at": to_db(utcnow()),
+            "revoked_at": None,
+        }
+        async with self._db.transaction() as conn:
+            found = await conn.execute(select(teams.c.name).where(teams.c.name == team))
+            if found.first() is None:
+                raise TenantNotFoundError(f"no team {team!r}", param="team")
+            await conn.execute(api_keys.insert().values(**values))
+        return key_from_row(_AsRow(values)), secret
+
+    async def rotate_key(self, key_id: str) -> tuple[ApiKey, str]:
+        """A new secret for the key (same id, permissions and budgets); the old secret stops
+        working at once."""
+        secret = new_secret()
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(secret_sha256=hash_secret(secret), prefix=display_prefix(secret))
+            )
+            row = await accounting.key_row(conn, key_id)
+            if result.rowcount != 1:
+                raise InvalidRequestError(f"key {key_id!r} is revoked", param="key_id")
+        return key_from_row(row), secret
+
+    async def revoke_key(self, key_id: str) -> None:
+        """Revoke the key for good (revoking a revoked key changes nothing)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=to_db(utcnow()))
+            )
+            await accounting.key_row(conn, key_id)
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        async with self._db.transaction(write=False) as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+        return None if row is None else key_from_row(row)
+
+    async def list_keys(self, team: str | None = None) -> list[ApiKey]:
+        """Every key (revoked ones included), or a team's, oldest first."""
+        query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        if team is not None:
+            query = query.where(api_keys.c.team == team)
+        async with self._db.transaction(write=False) as conn:
+            rows = (await conn.execute(query)).all()
+        return [key_from_row(r) for r in rows]
+
+    async def authenticate(self, secret: str) -> ApiKey | None:
+        """The live key whose secret this is; None if it is unknown or revoked."""
+        if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
+            return None
+        digest = hash_secret(secret)
+        async with self._db.transaction(write=False) as conn:
+            row = (
+                await conn.execute(select(api_keys).where(api_keys.c.secret_sha256 == digest))
+            ).first()
+        if row is None or not hmac.compare_digest(row.secret_sha256, digest):
+            return None
+        return None if row.revoked_at is not None else key_from_row(row)
+
+    # -- budgets and rate limits ----------------------------------------------------------
+
+    async def set_budget(
+        self,
+        scope: Scope,
+        owner: str,
+        *,
+        unit: Unit,
+        period: Period,
+        limit: float,
+        now: datetime | None = None,
+    ) -> Budget:
+        """Create a budget, or change the limit of an existing one; what it has spent and
+        reserved is kept (changing a limit never resets a budget)."""
+        accounting.check_choice(scope, SCOPES, "scope")
+        accounting.check_choice(unit, UNITS, "unit")
+        accounting.check_choice(period, PERIODS, "period")
+        amount = accounting.budget_amount(unit, limit)
+        at = to_db(now or utcnow())
+        try:
+            return await self._upsert_budget(scope, owner, unit, period, amount, at)
+        except exc.IntegrityError:  # another process created it at the same moment
+            return await self._upsert_budget(scope, owner, unit, period, amount, at)
+
+    async def _upsert_budget(
+        self, scope: Scope, owner: str, unit: Unit, period: Period, amount: int, at: datetime
+    ) -> Budget:
+        async with self._db.transaction() as conn:
+            return await accounting.upsert_budget(
+                conn, scope, owner, unit=unit, period=period, amount=amount, now=at
+            )
+
+    async def set_rate_limit(
+        self,
+        scope: Scope,
+        owner: str,
+        *,
+        rpm: int | None,
+        tpm: int | None,
+        now: datetime | None = None,
+    ) -> None:
+        """Set a key's or a team's requests- and tokens-per-minute limits (None: no limit)."""
+        accounting.check_choice(scope, SCOPES, "scope")
+        for name, value in (("rpm", rpm), ("tpm", tpm)):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise InvalidRequestError(f"{name} must be a whole number >= 0", param=name)
+        at = to_db(now or utcnow())
+        for attempt in range(2):
+            try:
+                async with self._db.transaction() as conn:
+                    await accounting.upsert_rate_limit(conn, scope, owner, rpm=rpm, tpm=tpm, now=at)
+                return
+            except exc.IntegrityError:  # another process created it at the same moment
+                if attempt:
+                    raise
+
+    async def budgets(self, key: ApiKey, *, now: datetime | None = None) -> list[Budget]:
+        """The key's budgets and its team's, as they stand in the current period."""
+        async with self._db.transaction(write=False) as conn:
+            return await accounting.key_budgets(conn, key, to_db(now or utcnow()))
+
+    # -- reserve, settle, record, sweep --------------------------------------------------
+
+    async def reserve(
+        self, key: ApiKey, *, usd: float, tokens: int, now: datetime | None = None
+    ) -> Reservation:
+        """Hold ``usd`` and ``tokens`` (the request's worst case) on every budget and rate
+        limit of the key and its team, all or nothing, in one transaction. Raises
+        BudgetExceededError, RateLimitedError, or AuthenticationError if the key was revoked
+        meanwhile; a database failure raises StoreUnavailableError (never a reservation)."""
+        micros = usd_to_micros(usd)
+        if not isinstance(tokens, int) or tokens < 0:
+            raise InvalidRequestError("tokens must be a whole number >= 0", param="tokens")
+        at = to_db(now or utcnow())
+        async with self._db.transaction() as conn:
+            return await accounting.open_reservation(
+                conn, key, micros=micros, tokens=tokens, now=at
+            )
+
+    async def settle(
+        self, reservation: Reservation, row: RequestRow, now: datetime | None = None
+    ) -> None:
+        """Release the reservation, charge the request's actual spend to every budget and
+        rate limit it held (in full, even past the reservation) and write its ledger row, in
+        one transaction. A second settle of the same reservation does nothing."""
+        at = to_db(now or utcnow())
+        async with self._db.transaction() as conn:
+            await accounting.settle_reservation(conn, self.dialect, reservation.id, row, at)
+
+    async def record(self, row: RequestRow, now: datetime | None = None) -> None:
+        """Write a ledger row for a request that reserved nothing. Whatever it spent is
+        charged to its key's and team's budgets and token limits, like a settle's; a request
+        already in the ledger is not written or charged again."""
+        at = to_db(now or utcnow())
+        async with self._db.transaction() as conn:
+            await accounting.record_request(conn, self.dialect, row, at)
+
+    async def sweep_stale(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Release the reservations still open after ``older_than`` (their process died
+        before settling); returns how many. A late settle still charges its spend."""
+        at = to_db(now or utcnow())
+        async with self._db.transaction(write=False) as conn:
+            stale = await accounting.stale_reservations(conn, at - older_than)
+        swept = 0
+        for rid in stale:
+            async with self._db.transaction() as conn:
+                swept += await accounting.sweep_reservation(conn, rid, at)
+        return swept
+
+    # -- reports and traces ---------------------------------------------------------------
+
+    async def usage(
+        self,
+        *,
+        group_by: GroupBy,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        key_id: str | None = None,
+        team: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Ledger totals grouped by key, team, model, strategy or day (UTC), for requests
+        created in ``[since, until)``, optionally for one key or team."""
+        async with self._db.transaction(write=False) as conn:
+            return await reports.usage(
+                conn, group_by=group_by, since=since, until=until, key_id=key_id, team=team
+            )
+
+    async def put_trace(
+        self,
+        trace_id: str,
+        body: dict[str, Any],
+        *,
+        key_id: str | None,
+        team: str | None,
+        model: str | None,
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await reports.put_trace(
+                conn,
+                self.dialect,
+                trace_id,
+                body,
+                key_id=key_id,
+                team=team,
+                model=model,
+                now=utcnow(),
+            )
+
+    async def get_trace(self, trace_id: str) -> TraceRow | None:
+        """The trace with the key and team that made it; the caller checks who may see it."""
+        async with self._db.transaction(write=False) as conn:
+            return await reports.get_trace(conn, trace_id)
+
+
+class _AsRow:
+    """Inserted values read like a result row (for building the returned record)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
