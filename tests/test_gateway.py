@@ -17,6 +17,7 @@ from ponder.backends.scripted import Reply, ScriptedBackend
 from ponder.config import PonderConfig
 from ponder.errors import BackendError, PolicyError, UnsupportedFeatureError
 from ponder.gateway import ChatCall, Gateway
+from ponder.gateway.identity import Caller
 from ponder.reasoning.base import Services
 from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung
 from ponder.reasoning.runner import StrategySpec
@@ -66,7 +67,8 @@ async def test_the_library_face_runs_a_strategy_and_records_it() -> None:
         assert reply.usage.reasoning_tokens == reply.usage.completion_tokens - 10
         row = gw.ledger.snapshot()["small"]
         assert row["requests"] == 1 and row["total_tokens"] == reply.usage.total_tokens  # type: ignore[index]
-        assert reply.trace is not None and await gw.traces.get(reply.trace.id) is not None
+        assert reply.trace is not None
+        assert await gw.trace(reply.trace.id, Caller.local()) is not None  # in the database
 
 
 async def test_auto_escalation_is_resolved_by_the_gateway() -> None:

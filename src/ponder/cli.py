@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ponder.accounts_cli import COMMANDS as ACCOUNT_COMMANDS
 from ponder.backends.registry import BackendRegistry
 from ponder.bench.commands import bench, calibrate
 from ponder.config import PonderConfig, load_config
@@ -181,6 +182,11 @@ def ask(
     show_default=True,
     help="Log every request (uvicorn's access log).",
 )
+@click.option(
+    "--allow-unauthenticated",
+    is_flag=True,
+    help="Serve on a non-loopback address with no API keys (anyone who can reach it may use it).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -190,6 +196,7 @@ def serve(
     max_n: int | None,
     workers: int,
     access_log: bool,
+    allow_unauthenticated: bool,
 ) -> None:
     """Start the OpenAI-compatible server."""
     import os
@@ -197,6 +204,13 @@ def serve(
     import uvicorn
 
     config: PonderConfig = ctx.obj
+    bind = host or config.host
+    if not _loopback(bind) and not allow_unauthenticated and not _has_credentials(config):
+        raise click.ClickException(
+            f"refusing to serve on {bind} with no API keys: anyone who can reach it could use "
+            "it. Create one (ponder teams create T && ponder keys create --team T --name N), "
+            "set PONDER_ADMIN_KEY, or pass --allow-unauthenticated"
+        )
     if max_n is not None:
         config = config.replace(max_n=max_n)
     preload = list(models) or [config.default_model]
@@ -230,6 +244,36 @@ def serve(
         log_level="info",
         access_log=access_log,
     )
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _has_credentials(config: PonderConfig) -> bool:
+    """An admin key in the environment, or any live API key in the database."""
+    import os
+
+    from ponder.tenancy import TenancyStore, resolve_database_url
+
+    if os.environ.get("PONDER_ADMIN_KEY"):
+        return True
+
+    async def any_key() -> bool:
+        store = await TenancyStore.open(resolve_database_url(config))
+        try:
+            return await store.has_keys()
+        finally:
+            await store.aclose()
+
+    return asyncio.run(any_key())
 
 
 @main.command()
@@ -321,6 +365,8 @@ def sandbox_check(config: PonderConfig) -> None:
 
 main.add_command(bench)
 main.add_command(calibrate)
+for command in ACCOUNT_COMMANDS:
+    main.add_command(command)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,14 @@ class ProviderConfig(EndpointConfig):
 
 
 @dataclass(frozen=True, slots=True)
+class Price:
+    """Dollars per million tokens."""
+
+    prompt: float = 0.0
+    completion: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class PonderConfig:
     default_model: str = DEFAULT_MODEL
     max_n: int = 64  # largest n a request may ask for
@@ -141,6 +149,12 @@ class PonderConfig:
     # SQLAlchemy URL, "sqlite:///PATH" or "postgresql://...". PONDER_DATABASE_URL overrides;
     # None: a SQLite file in the user data dir, next to the trace DB.
     database_url: str | None = None
+    # Dollars per million prompt and completion tokens, by model name; a budget in dollars
+    # needs a price for every remote model a request may reach.
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    # The tokens reserved for a request whose worst case is unknown (no max_tokens, a
+    # strategy that declares no bound); None: such a request is refused under a budget.
+    default_request_tokens: int | None = None
     # The strategy for requests that name none; None passes them straight to the model.
     default_strategy: Mapping[str, Any] | None = field(default_factory=lambda: {"strategy": "auto"})
     # The adaptive controller's profile (from `ponder calibrate`); None: the shipped one.
@@ -166,7 +180,11 @@ def load_config(path: Path | None) -> PonderConfig:
 
 
 def config_from_mapping(data: Mapping[str, Any]) -> PonderConfig:
-    top = {k: v for k, v in data.items() if k not in {"engine", "providers", "effort", "sandbox"}}
+    top = {
+        k: v
+        for k, v in data.items()
+        if k not in {"engine", "providers", "effort", "sandbox", "prices"}
+    }
     _check_keys("top level", top, {f.name for f in fields(PonderConfig)})
     engine_data = dict(data.get("engine", {}))
     _check_keys("[engine]", engine_data, {f.name for f in fields(ContextConfig)})
@@ -193,10 +211,25 @@ def config_from_mapping(data: Mapping[str, Any]) -> PonderConfig:
         }
     if "sandbox" in data:
         top["sandbox"] = _sandbox_settings(dict(data["sandbox"]))
+    if "prices" in data:
+        top["prices"] = _prices(dict(data["prices"]))
     try:
         return PonderConfig(engine=ContextConfig(**engine_data), providers=tuple(providers), **top)
     except TypeError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+def _prices(raw: dict[str, Any]) -> dict[str, Price]:
+    prices: dict[str, Price] = {}
+    for model, entry in raw.items():
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"[prices] {model!r} must be a table of prompt and completion")
+        _check_keys(f"[prices.{model!r}]", entry, {"prompt", "completion"})
+        values = [entry.get(k, 0.0) for k in ("prompt", "completion")]
+        if not all(isinstance(v, int | float) and v >= 0 for v in values):
+            raise ConfigError(f"[prices] {model!r}: prices are non-negative numbers")
+        prices[model] = Price(float(values[0]), float(values[1]))
+    return prices
 
 
 def _sandbox_settings(raw: dict[str, Any]) -> SandboxSettings:

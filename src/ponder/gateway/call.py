@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast, get_args
@@ -9,8 +10,11 @@ from typing import Any, cast, get_args
 from ponder.backends.base import Backend
 from ponder.backends.remote import RemoteConfig
 from ponder.errors import InvalidRequestError
+from ponder.gateway.identity import Caller
+from ponder.metering import CallLog
 from ponder.reasoning.runner import StrategySpec
 from ponder.reasoning.selection import Selection
+from ponder.tenancy.models import Reservation
 from ponder.types import GenerationRequest, Message, Role
 
 ROLES = frozenset(get_args(Role))
@@ -27,11 +31,23 @@ class ChatCall:
     # The client's JSON body as sent: a request no strategy applies to, for a remote model,
     # goes upstream as this (see ponder.gateway.passthrough).
     body: Mapping[str, Any] | None = None
+    caller: Caller = field(default_factory=Caller.local)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a request was let in with: its reservation (None when nothing is reserved: the
+    admin, the single local user, or a key with no budget) and the tokens every call it
+    makes must fit in (None: no cap)."""
+
+    reservation: Reservation | None = None
+    cap_tokens: int | None = None
 
 
 @dataclass(slots=True)
 class Plan:
-    """What a call resolved to: the strategy (if any), the model and its backends."""
+    """What a call resolved to: the strategy (if any), the model and its backends, what it
+    was admitted with, and the log its calls record into."""
 
     selection: Selection
     model: str  # canonical
@@ -40,6 +56,10 @@ class Plan:
     named: dict[str, Backend] = field(default_factory=dict)
     # Set when the request is forwarded to this endpoint as the client sent it.
     upstream: RemoteConfig | None = None
+    caller: Caller = field(default_factory=Caller.local)
+    admission: Admission = field(default_factory=Admission)
+    log: CallLog = field(default_factory=CallLog)
+    started: float = field(default_factory=time.perf_counter)
 
     @property
     def spec(self) -> StrategySpec | None:

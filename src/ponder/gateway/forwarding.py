@@ -3,23 +3,24 @@ answered, and recorded in the ledger with the usage the endpoint reported."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from ponder.gateway.call import ChatCall, Plan
-from ponder.gateway.ledger import UsageLedger
 from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream
-from ponder.metering import CallLog
+from ponder.metering import Charge
 from ponder.types import Usage
 
 
 class Forwarder:
-    """The gateway's pass-through: one pooled upstream client and the ledger it records to."""
+    """The gateway's pass-through: one pooled upstream client, and the gateway's own way of
+    ending a request (``end``: the ledger, the reservation) called however it ends."""
 
-    def __init__(self, ledger: UsageLedger) -> None:
-        self.ledger = ledger
+    def __init__(self, end: Callable[[Plan, BaseException | None, bool], Awaitable[None]]) -> None:
+        self.end = end
         self.passthrough = PassThrough()
 
     async def aclose(self) -> None:
@@ -29,9 +30,7 @@ class Forwarder:
         """A pass-through request, sent upstream as the client sent it (model id aside) and
         returned as the endpoint answered; its usage is recorded as the endpoint reported it."""
         assert plan.upstream is not None and call.body is not None
-        started = time.perf_counter()
-        log = CallLog()
-        charge = log.begin(plan.model)
+        charge = plan.log.begin(plan.model)
         try:
             forwarded = await self.passthrough.forward(
                 plan.upstream,
@@ -41,40 +40,32 @@ class Forwarder:
             )
         except BaseException as exc:
             charge.end(Usage(), exc)
-            self.ledger.record(
-                plan.model, log.usage, ok=False, seconds=time.perf_counter() - started, tag=plan.tag
-            )
+            await self.end(plan, exc, False)
             raise
         charge.end(forwarded.usage)
-        self.ledger.record(
-            plan.model,
-            log.usage,
-            ok=forwarded.ok,
-            seconds=time.perf_counter() - started,
-            tag=plan.tag,
-        )
+        await self.end(plan, None, forwarded.ok)
         return forwarded
 
     async def forward_stream(self, call: ChatCall, plan: Plan) -> ForwardedStream:
         """A pass-through stream: the endpoint's SSE bytes, relayed; recorded when it ends."""
         assert plan.upstream is not None and call.body is not None
-        started = time.perf_counter()
-        opened = await self.passthrough.open_stream(
-            plan.upstream,
-            plan.upstream.model,
-            _upstream_body(call.body),
-            headers=plan.upstream.headers,
-        )
-        if isinstance(opened, Forwarded):  # the endpoint refused: a 4xx to relay
-            self.ledger.record(
-                plan.model,
-                opened.usage,
-                ok=False,
-                seconds=time.perf_counter() - started,
-                tag=plan.tag,
+        charge = plan.log.begin(plan.model)
+        try:
+            opened = await self.passthrough.open_stream(
+                plan.upstream,
+                plan.upstream.model,
+                _upstream_body(call.body),
+                headers=plan.upstream.headers,
             )
-            return ForwardedStream(opened, None, self.ledger, plan, started)
-        return ForwardedStream(None, opened, self.ledger, plan, started)
+        except BaseException as exc:
+            charge.end(Usage(), exc)
+            await self.end(plan, exc, False)
+            raise
+        if isinstance(opened, Forwarded):  # the endpoint refused: a 4xx to relay
+            charge.end(opened.usage)
+            await self.end(plan, None, False)
+            return ForwardedStream(opened, None, self, plan, charge)
+        return ForwardedStream(None, opened, self, plan, charge)
 
 
 def _upstream_body(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -85,13 +76,13 @@ def _upstream_body(body: Mapping[str, Any]) -> Mapping[str, Any]:
 @dataclass(slots=True)
 class ForwardedStream:
     """A pass-through stream to relay: either the endpoint's refusal (``refused``, a 4xx
-    reply) or its SSE bytes, recorded in the ledger when iteration ends, however it ends."""
+    reply) or its SSE bytes, recorded when iteration ends, however it ends."""
 
     refused: Forwarded | None
     relay: RelayStream | None
-    ledger: UsageLedger
+    forwarder: Forwarder
     plan: Plan
-    started: float
+    charge: Charge
 
     async def events(self) -> AsyncIterator[bytes]:
         assert self.relay is not None
@@ -106,12 +97,6 @@ class ForwardedStream:
             error = exc
             raise
         finally:
-            log = CallLog()
-            log.begin(self.plan.model).end(self.relay.usage, error)
-            self.ledger.record(
-                self.plan.model,
-                log.usage,
-                ok=ok,
-                seconds=time.perf_counter() - self.started,
-                tag=self.plan.tag,
-            )
+            self.charge.end(self.relay.usage, error)
+            with anyio.CancelScope(shield=True):
+                await self.forwarder.end(self.plan, error, ok)

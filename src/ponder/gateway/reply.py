@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ponder.backends.base import ChoiceBuilder, GenerationStream, QueueStream
-from ponder.errors import PonderError
+from ponder.errors import CancelledSequenceError, PonderError
 from ponder.metering import CallLog, CallRecord
 from ponder.reasoning.selection import Selection
 from ponder.reasoning.trace import Trace
@@ -102,16 +102,14 @@ class ReplyStream:
         self,
         inner: GenerationStream,
         request: GenerationRequest,
-        log: CallLog,
         plan: Plan,
-        started: float,
-        on_finish: Callable[[ReplyStream, bool], Awaitable[None]],
+        on_finish: Callable[[ReplyStream, BaseException | None], Awaitable[None]],
     ) -> None:
         self.inner = inner
         self.request = request
-        self.log = log
+        self.log = plan.log
         self.plan = plan
-        self.started = started
+        self.started = plan.started
         self._on_finish = on_finish
         self._builder = ChoiceBuilder(request.n)
         self._finished = False
@@ -121,19 +119,22 @@ class ReplyStream:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Delta]:
-        ok = False
+        error: BaseException | None = GeneratorExit()  # left early, unless it ends or fails
         try:
             async for delta in self.inner:
                 self._builder.add(delta)
                 yield delta
-            ok = True
+            error = None
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            await self._finish(ok)
+            await self._finish(error)
 
     async def aclose(self) -> None:
-        await self._finish(False)
+        await self._finish(CancelledSequenceError("the stream was closed before its end"))
 
-    async def _finish(self, ok: bool) -> None:
+    async def _finish(self, error: BaseException | None) -> None:
         if self._finished:
             return
         self._finished = True
@@ -142,12 +143,12 @@ class ReplyStream:
         # they spent, and the ledger be written, before the cancellation goes on.
         with anyio.CancelScope(shield=True):
             await self.inner.aclose()
-            if not ok:
+            if error is not None:
                 with suppress(TimeoutError):
                     async with asyncio.timeout(SETTLE_SECONDS):
                         await self.log.settled()
             self.reply = self._snapshot()
-            await self._on_finish(self, ok)
+            await self._on_finish(self, error)
 
     def _snapshot(self) -> Reply:
         shown = self.inner.shown_tokens if isinstance(self.inner, QueueStream) else None

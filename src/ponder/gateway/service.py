@@ -3,14 +3,16 @@ recorded. The HTTP server, ``ponder ask``, the bench and the Python library all 
 
 A request goes through five steps:
 
-1. **admit**: policy on the named model (keys, budgets and rate limits plug in here);
-2. **select**: the strategy, from the request (``ponder``, ``ponder/<strategy>/<model>``),
+1. **select**: the strategy, from the request (``ponder``, ``ponder/<strategy>/<model>``),
    its ``reasoning_effort``, or the configured default;
-3. **resolve**: the request's model and every model the strategy declares it will call
+2. **resolve**: the request's model and every model the strategy declares it will call
    (``Strategy.models``), through the same registry and policy;
+3. **admit**: the caller's permissions on all of them, and a reservation of the request's
+   worst case against its key's and team's budgets and rate limits (``accounts.py``); every
+   call it then makes must fit the reservation (``guard.py``);
 4. **run**: the strategy over the backend, or the backend alone, under one :class:`CallLog`;
-5. **record**: usage from the log's records into the ledger, the trace into the store,
-   however the request ends.
+5. **record**: usage from the log's records into the ledger (settling the reservation), the
+   trace into the store, however the request ends.
 """
 
 from __future__ import annotations
@@ -18,28 +20,28 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ponder.backends.base import Backend
 from ponder.backends.registry import BackendRegistry
 from ponder.config import PonderConfig, load_config
-from ponder.errors import (
-    ModelNotFoundError,
-    PolicyError,
-    UnsupportedFeatureError,
-)
+from ponder.errors import ModelNotFoundError, PolicyError, UnsupportedFeatureError
+from ponder.gateway.accounts import Accounts
 from ponder.gateway.call import ChatCall, Plan, as_messages, unhonoured
 from ponder.gateway.forwarding import ForwardedStream, Forwarder
+from ponder.gateway.guard import GuardedBackend, SpendingCap
+from ponder.gateway.identity import Caller
 from ponder.gateway.ledger import UsageLedger
 from ponder.gateway.passthrough import Forwarded
-from ponder.gateway.reply import Reply, ReplyStream, spent_on_failure
-from ponder.metering import CallLog, recording
+from ponder.gateway.reply import Reply, ReplyStream, reply_usage, spent_on_failure
+from ponder.metering import recording
 from ponder.reasoning.base import Services, StrategyResult
 from ponder.reasoning.registry import StrategyRegistry
 from ponder.reasoning.runner import StrategyBackend, StrategySpec, run_strategy
 from ponder.reasoning.selection import Selection, select_strategy
-from ponder.traces import TraceStore, default_trace_path
+from ponder.reasoning.trace import Trace
 from ponder.types import GenerationRequest, Message, SamplingParams
 
 
@@ -52,7 +54,7 @@ class Gateway:
         strategies: StrategyRegistry | None = None,
         services: Services | None = None,
         ledger: UsageLedger | None = None,
-        traces: TraceStore | None = None,
+        admin_key: str | None = None,
         close_backends: bool = True,
         store_traces: bool = True,
     ) -> None:
@@ -61,9 +63,13 @@ class Gateway:
         # Read once at start: a broken profile or plugin stops start-up, not a request.
         self.strategies = strategies or StrategyRegistry.discover()
         self.services = services or Services.from_config(config)
+        # In-process totals for /metrics and usage tags; the durable ledger is the store's.
         self.ledger = ledger or UsageLedger()
-        self.traces = traces or TraceStore(config.trace_db or default_trace_path())
-        self.forwarder = Forwarder(self.ledger)
+        # No database until start(): a batch caller (the bench) that never starts one keeps
+        # nothing on disk.
+        self.accounts = Accounts(config, None, admin_key)
+        self._admin_key = admin_key
+        self.forwarder = Forwarder(self._end_forwarded)
         # A model's endpoint settings, built once (the configuration is immutable) rather
         # than per pass-through request; bounded, as "provider/<any model>" names are open.
         self._upstream_of = functools.lru_cache(maxsize=1024)(self.registry.remote_config)
@@ -77,7 +83,16 @@ class Gateway:
         config = load_config(Path(path) if path is not None else None)
         return cls(config.replace(**overrides) if overrides else config)
 
+    async def start(self) -> None:
+        """Open the database (keys, budgets, the ledger, traces) and release reservations a
+        crashed process left behind."""
+        if self.accounts.store is None:
+            self.accounts = await Accounts.open(self.config, self._admin_key)
+            assert self.accounts.store is not None
+            await self.accounts.store.sweep_stale(STALE_RESERVATION)
+
     async def __aenter__(self) -> Gateway:
+        await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -87,7 +102,15 @@ class Gateway:
         await self.forwarder.aclose()
         if self._close_backends:
             await self.registry.aclose()
-        self.traces.close()
+        await self.accounts.aclose()
+
+    async def trace(self, trace_id: str, caller: Caller) -> dict[str, Any] | None:
+        """A stored trace, if this caller may see it (others get None, as for no trace)."""
+        store = self.accounts.store
+        row = await store.get_trace(trace_id) if store is not None else None
+        if row is None or not caller.sees(row.key_id, row.team):
+            return None
+        return row.body
 
     # -- the library's face ----------------------------------------------------------------
     async def chat(
@@ -119,7 +142,8 @@ class Gateway:
 
     # -- one request -------------------------------------------------------------------------
     async def plan(self, call: ChatCall) -> Plan:
-        """Steps 1-3: select the strategy, admit and resolve every model it will reach."""
+        """Steps 1-3: select the strategy, resolve every model it will reach, and admit the
+        caller (permissions, then a reservation of the worst case)."""
         name, _, tag = call.model.partition("#")  # "#tag" only labels usage in the ledger
         selection = select_strategy(
             model=name,
@@ -144,23 +168,34 @@ class Gateway:
             # The server's own default must not drop what the client asked for: such a
             # request goes to the model as it is.
             selection = Selection(None, selection.model, selection.source)
-        backend = await self.registry.get(model)
-        named = await self.resolve_models(selection.spec)
-        if selection.spec is not None:
-            backend = StrategyBackend(
-                selection.spec, backend, backends=named, services=self.services
-            )
+        base = await self.registry.get(model)
         upstream = (
             self._upstream_of(model) if selection.spec is None and call.body is not None else None
         )
-        return Plan(
+        plan = Plan(
             selection=selection,
             model=model,
             tag=tag,
-            backend=backend,
-            named=named,
+            backend=base,
+            named=await self.resolve_models(selection.spec),
             upstream=upstream,
+            caller=call.caller,
         )
+        plan.admission = await self.accounts.admit(
+            call.caller, call, plan, self.services, self.registry
+        )
+        if plan.admission.cap_tokens is not None:
+            cap = SpendingCap(
+                plan.admission.cap_tokens, self.config.engine.default_max_tokens, plan.log
+            )
+            base = GuardedBackend(base, cap)
+            plan.named = {k: GuardedBackend(b, cap) for k, b in plan.named.items()}
+        plan.backend = (
+            StrategyBackend(selection.spec, base, backends=plan.named, services=self.services)
+            if selection.spec is not None
+            else base
+        )
+        return plan
 
     async def resolve_models(self, spec: StrategySpec | None) -> dict[str, Backend]:
         """The backends a strategy declares besides the request's model, through the same
@@ -181,18 +216,16 @@ class Gateway:
 
     async def complete(self, call: ChatCall, plan: Plan | None = None) -> Reply:
         """A whole reply. Usage is recorded whether it succeeds, fails or is cancelled."""
-        started = time.perf_counter()
-        log = CallLog()
+        plan = plan or await self.plan(call)
         try:
-            plan = plan or await self.plan(call)
-            request = call.request.replace(model=plan.model)
-            with recording(log):
-                completion = await plan.backend.generate(request)
+            with recording(plan.log):
+                completion = await plan.backend.generate(call.request.replace(model=plan.model))
         except BaseException as exc:
-            await self._record_failure(plan, call, log, started, exc)
+            await spent_on_failure(plan.log, exc)
+            await self._end(plan, call, error=exc, trace=None)
             raise
-        reply = Reply.build(completion, log, plan.model, plan.selection, started)
-        await self._record(reply, plan.tag, ok=True)
+        reply = Reply.build(completion, plan.log, plan.model, plan.selection, plan.started)
+        await self._end(plan, call, error=None, trace=reply.trace)
         return reply
 
     async def forward(self, call: ChatCall, plan: Plan) -> Forwarded:
@@ -207,10 +240,13 @@ class Gateway:
         """Deltas as they come; recorded when the stream ends, however it ends. Plan first
         (:meth:`plan`), so that a request that cannot run fails before a stream starts."""
         request = call.request.replace(model=plan.model)
-        log = CallLog()
-        with recording(log):
+        with recording(plan.log):
             inner = plan.backend.stream(request)
-        return ReplyStream(inner, request, log, plan, time.perf_counter(), self._finish_stream)
+
+        async def finished(stream: ReplyStream, error: BaseException | None) -> None:
+            await self._end(plan, call, error=error, trace=stream.reply.trace)
+
+        return ReplyStream(inner, request, plan, finished)
 
     async def solve(
         self,
@@ -221,60 +257,73 @@ class Gateway:
         backend: Backend | None = None,
         on_progress: Callable[[str], None] | None = None,
     ) -> StrategyResult:
-        """One strategy run with its full result (the CLI and the bench). ``backend`` stands
-        in for the model's own (a recording or a sample bank over it); the strategy's other
-        models are resolved as for any request."""
-        started = time.perf_counter()
-        log = CallLog()
+        """One strategy run with its full result (the CLI and the bench), as the local user.
+        ``backend`` stands in for the model's own (a recording or a sample bank over it);
+        the strategy's other models are resolved as for any request."""
         canonical = self.registry.canonical(model)
+        call = ChatCall(model=canonical, request=request, ponder={"strategy": spec.name})
+        plan = Plan(
+            selection=Selection(spec, canonical, "request"),
+            model=canonical,
+            tag="",
+            backend=backend or await self.registry.get(canonical),
+        )
         try:
-            base = backend or await self.registry.get(canonical)
-            named = await self.resolve_models(spec)
-            with recording(log):
+            plan.named = await self.resolve_models(spec)
+            with recording(plan.log):
                 result = await run_strategy(
                     spec,
-                    base,
+                    plan.backend,
                     request.replace(model=canonical),
                     on_progress=on_progress,
-                    backends=named,
+                    backends=plan.named,
                     services=self.services,
                 )
         except BaseException as exc:
-            await spent_on_failure(log, exc)
-            self.ledger.record(
-                canonical, log.usage, ok=False, seconds=time.perf_counter() - started
-            )
+            await spent_on_failure(plan.log, exc)
+            await self._end(plan, call, error=exc, trace=None)
             raise
-        self.ledger.record(canonical, log.usage, ok=True, seconds=time.perf_counter() - started)
-        if self._store_traces:
-            await self.traces.put(result.trace, canonical)
+        await self._end(plan, call, error=None, trace=result.trace)
         return result
 
-    # -- recording ---------------------------------------------------------------------------
-    async def _record(self, reply: Reply, tag: str, *, ok: bool) -> None:
-        self.ledger.record(reply.model, reply.spent, ok=ok, seconds=reply.seconds, tag=tag)
-        if reply.trace is not None and self._store_traces:
-            await self.traces.put(reply.trace, reply.model)
-
-    async def _record_failure(
-        self, plan: Plan | None, call: ChatCall, log: CallLog, started: float, exc: BaseException
+    # -- the end of every request ------------------------------------------------------------
+    async def _end(
+        self, plan: Plan, call: ChatCall, *, error: BaseException | None, trace: Trace | None
     ) -> None:
-        await spent_on_failure(log, exc)
-        model = plan.model if plan is not None else call.model.partition("#")[0]
-        if plan is None and not log.records:
-            return  # refused before anything was resolved or spent
-        tag = plan.tag if plan is not None else ""
-        self.ledger.record(
-            model, log.usage, ok=False, seconds=time.perf_counter() - started, tag=tag
+        """Record what a request spent (the log's sum), however it ended."""
+        seconds = time.perf_counter() - plan.started
+        usage = reply_usage(plan.log, None)
+        self.ledger.record(plan.model, usage, ok=error is None, seconds=seconds, tag=plan.tag)
+        spec = plan.spec
+        await self.accounts.finish(
+            plan.caller,
+            plan.admission,
+            model=plan.model,
+            strategy=spec.describe() if spec is not None else None,
+            effort=call.reasoning_effort,
+            log=plan.log,
+            seconds=seconds,
+            error=error,
+            trace=trace if self._store_traces else None,
         )
 
-    async def _finish_stream(self, stream: ReplyStream, ok: bool) -> None:
-        reply = stream.reply
-        self.ledger.record(
-            stream.plan.model, reply.spent, ok=ok, seconds=reply.seconds, tag=stream.plan.tag
+    async def _end_forwarded(self, plan: Plan, error: BaseException | None, ok: bool) -> None:
+        seconds = time.perf_counter() - plan.started
+        self.ledger.record(plan.model, plan.log.usage, ok=ok, seconds=seconds, tag=plan.tag)
+        await self.accounts.finish(
+            plan.caller,
+            plan.admission,
+            model=plan.model,
+            strategy=None,
+            effort=None,
+            log=plan.log,
+            seconds=seconds,
+            error=error,
+            trace=None,
         )
-        if ok and reply.trace is not None and self._store_traces:
-            await self.traces.put(reply.trace, stream.plan.model)
 
+
+# A reservation older than this belongs to a request whose process died.
+STALE_RESERVATION = timedelta(hours=1)
 
 __all__ = ["ChatCall", "Gateway", "Plan"]

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,9 +15,11 @@ from ponder.backends.registry import BackendRegistry
 from ponder.config import PonderConfig
 from ponder.gateway import Gateway
 from ponder.reasoning.base import Services
-from ponder.server import errors, metrics, routes
+from ponder.server import admin, errors, metrics, routes
 
 log = logging.getLogger("ponder.server")
+
+ADMIN_KEY_ENV = "PONDER_ADMIN_KEY"
 
 
 async def log_sandbox_status(services: Services) -> None:
@@ -42,12 +45,21 @@ def create_app(
     gateway: Gateway | None = None,
     preload: list[str] | None = None,
     close_backends: bool = True,
+    admin_key: str | None = None,
 ) -> FastAPI:
-    gateway = gateway or Gateway(config, registry=registry, close_backends=close_backends)
+    """The app around one gateway. The admin key comes from ``PONDER_ADMIN_KEY`` unless
+    given; the database (keys, budgets, ledger, traces) opens at start-up."""
+    gateway = gateway or Gateway(
+        config,
+        registry=registry,
+        close_backends=close_backends,
+        admin_key=admin_key if admin_key is not None else os.environ.get(ADMIN_KEY_ENV),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await log_sandbox_status(gateway.services)
+        await gateway.start()
         for name in preload or []:
             await gateway.registry.get(name)
         yield
@@ -59,7 +71,7 @@ def create_app(
     # Kept for callers that read them from the app (tests, embedding applications).
     app.state.registry = gateway.registry
     app.state.ledger = gateway.ledger
-    app.state.traces = gateway.traces
     errors.install(app)
     app.include_router(routes.router)
+    app.include_router(admin.router)
     return app

@@ -4,23 +4,30 @@ and nowhere else."""
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ponder.errors import PonderError
+from ponder.errors import AuthenticationError, PonderError, RateLimitedError
 from ponder.protocol.errors import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("ponder.server")
 
 
 def error_response(
-    status: int, message: str, type_: str, *, param: str | None = None, code: str | None = None
+    status: int,
+    message: str,
+    type_: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(error=ErrorDetail(message=message, type=type_, param=param, code=code))
-    return JSONResponse(status_code=status, content=body.model_dump())
+    return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
 
 
 def error_body(exc: PonderError) -> dict[str, object]:
@@ -55,8 +62,18 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PonderError)
     async def _ponder(request: Request, exc: PonderError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, RateLimitedError):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        elif isinstance(exc, AuthenticationError):
+            headers = {"WWW-Authenticate": "Bearer"}
         return error_response(
-            exc.status_code, exc.message, exc.error_type, param=exc.param, code=exc.code
+            exc.status_code,
+            exc.message,
+            exc.error_type,
+            param=exc.param,
+            code=exc.code,
+            headers=headers,
         )
 
     @app.exception_handler(StarletteHTTPException)

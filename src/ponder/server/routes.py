@@ -14,17 +14,20 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import suppress
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from ponder.errors import ClientDisconnectedError, PonderError, TraceNotFoundError
+from ponder.errors import ClientDisconnectedError, PolicyError, PonderError, TraceNotFoundError
 from ponder.gateway import ChatCall, Gateway, Plan
+from ponder.gateway.identity import Caller
 from ponder.protocol.chat import ChatCompletionRequest, ModelCard, ModelList
 from ponder.server import convert, metrics, sse
+from ponder.tenancy.models import GroupBy
 
 T = TypeVar("T")
 
@@ -34,6 +37,18 @@ router = APIRouter()
 def gateway_of(http: Request) -> Gateway:
     gateway: Gateway = http.app.state.gateway
     return gateway
+
+
+async def caller_of(http: Request) -> Caller:
+    """Who is calling, from ``Authorization: Bearer`` (the OpenAI SDK's header)."""
+    scheme, _, token = http.headers.get("authorization", "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" else None
+    return await gateway_of(http).accounts.caller(bearer or None)
+
+
+def require_admin(caller: Caller) -> None:
+    if not caller.admin:
+        raise PolicyError("this needs the admin key", param="authorization")
 
 
 @router.get("/health")
@@ -47,21 +62,44 @@ async def models(http: Request) -> ModelList:
     return ModelList(data=[ModelCard(id=e.id, kind=e.kind, installed=e.installed) for e in entries])
 
 
-@router.get("/v1/usage")
-async def usage(http: Request, tag: str | None = None) -> dict[str, Any]:
-    ledger = gateway_of(http).ledger
-    return dict(ledger.snapshot() if tag is None else ledger.tagged(tag))
+@router.get("/v1/usage", response_model=None)
+async def usage(
+    http: Request,
+    tag: str | None = None,
+    group_by: GroupBy | None = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+) -> dict[str, Any]:
+    """The ledger: a key sees its own requests, a team admin its team's, the admin all.
+    Without ``group_by``, the admin gets this process's per-model totals (and ``tag``'s)."""
+    gateway = gateway_of(http)
+    caller = await caller_of(http)
+    if group_by is None and caller.admin:
+        ledger = gateway.ledger
+        return dict(ledger.snapshot() if tag is None else ledger.tagged(tag))
+    store = gateway.accounts.store
+    if store is None:
+        return {"data": []}
+    key_id, team = (None, None) if caller.admin else (caller.key_id, None)
+    if caller.key is not None and caller.key.team_admin:
+        key_id, team = None, caller.key.team
+    rows = await store.usage(
+        group_by=group_by or "model", since=since, until=until, key_id=key_id, team=team
+    )
+    return {"object": "list", "group_by": group_by or "model", "data": rows}
 
 
 @router.get("/metrics")
 async def prometheus(http: Request) -> Response:
+    require_admin(await caller_of(http))
     body = metrics.render(http.app.state.metrics)
     return Response(body, media_type=metrics.CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/traces/{trace_id}")
 async def get_trace(http: Request, trace_id: str) -> JSONResponse:
-    found = await gateway_of(http).traces.get(trace_id)
+    # Another key's trace is not found, as if it did not exist.
+    found = await gateway_of(http).trace(trace_id, await caller_of(http))
     if found is None:
         raise TraceNotFoundError(f"no trace {trace_id!r}", param="trace_id")
     return JSONResponse(found)
@@ -132,6 +170,7 @@ async def _chat(http: Request, body: ChatCompletionRequest, raw: Any) -> Respons
         ponder=body.ponder,
         reasoning_effort=body.reasoning_effort,
         body=raw,
+        caller=await caller_of(http),
     )
     # Planned before the first byte: a request that cannot run gets its 4xx, not a 200.
     plan = await gateway.plan(call)

@@ -49,12 +49,20 @@ def resolve_database_url(
     config: PonderConfig | None = None, environ: Mapping[str, str] | None = None
 ) -> str:
     """The database to use: ``$PONDER_DATABASE_URL``, else the configuration's
-    ``database_url``, else the default SQLite file."""
+    ``database_url``, else its ``trace_db`` file (``":memory:"``: an in-process database),
+    else the default SQLite file."""
     env = os.environ if environ is None else environ
     if env.get(ENV_VAR):
         return env[ENV_VAR]
     if config is not None and config.database_url:
         return config.database_url
+    if config is not None and config.trace_db:
+        # The older setting for the trace file names the one database file now.
+        return (
+            "sqlite:///:memory:"
+            if config.trace_db == ":memory:"
+            else f"sqlite:///{config.trace_db}"
+        )
     return f"sqlite:///{default_database_path()}"
 
 

@@ -185,6 +185,12 @@ class TenancyStore:
             rows = (await conn.execute(query)).all()
         return [key_from_row(r) for r in rows]
 
+    async def has_keys(self) -> bool:
+        """Whether any live key exists (a server with none runs in single-user mode)."""
+        query = select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
+        async with self._db.transaction(write=False) as conn:
+            return (await conn.execute(query)).first() is not None
+
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The live key whose secret this is; None if it is unknown or revoked."""
         if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):

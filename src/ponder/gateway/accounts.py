@@ -1,0 +1,219 @@
+"""The gateway's side of tenancy: who a bearer token is, what a request reserves before it
+runs, and the ledger row when it ends, however it ends.
+
+A request's reservation is its worst case: the strategy's declared bound (or, without a
+strategy, its prompt plus ``n`` x ``max_tokens``) at the highest price among the models it
+may reach. The reservation is checked against every budget and rate limit of the key and its
+team in one transaction, and every call the request then makes is checked against it (see
+:mod:`ponder.gateway.guard`), so no budget is overspent by requests in flight. When the cost
+cannot be estimated the request is refused under a budget, unless the operator configured
+``default_request_tokens``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+
+import anyio
+
+from ponder.backends.registry import BackendRegistry
+from ponder.config import PonderConfig, Price
+from ponder.errors import (
+    AuthenticationError,
+    CancelledSequenceError,
+    InvalidRequestError,
+    PonderError,
+)
+from ponder.gateway.call import Admission, ChatCall, Plan
+from ponder.gateway.identity import Caller
+from ponder.metering import CallLog, CallRecord
+from ponder.reasoning.base import Services
+from ponder.reasoning.trace import Trace
+from ponder.tenancy import RequestRow, TenancyStore, resolve_database_url
+from ponder.tenancy.models import RequestOutcome
+
+
+class Accounts:
+    def __init__(
+        self, config: PonderConfig, store: TenancyStore | None, admin_key: str | None
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.admin_key = admin_key or None
+
+    @classmethod
+    async def open(cls, config: PonderConfig, admin_key: str | None) -> Accounts:
+        return cls(config, await TenancyStore.open(resolve_database_url(config)), admin_key)
+
+    async def aclose(self) -> None:
+        if self.store is not None:
+            await self.store.aclose()
+
+    # -- who is calling ------------------------------------------------------------------
+    async def caller(self, bearer: str | None) -> Caller:
+        """The caller a bearer token names. A server with no admin key and no API keys has
+        one user, the local one (it listens on loopback only); otherwise an unknown, revoked
+        or missing token is a 401."""
+        if self.admin_key and bearer and hmac.compare_digest(bearer, self.admin_key):
+            return Caller(admin=True)
+        if self.store is None:
+            return Caller.local()
+        if bearer:
+            key = await self.store.authenticate(bearer)
+            if key is not None:
+                return Caller(key=key, team=await self.store.get_team(key.team))
+        if not self.admin_key and not await self.store.has_keys():
+            return Caller.local()
+        raise AuthenticationError(
+            "a valid API key is required (Authorization: Bearer pk-...)"
+            if not bearer
+            else "the API key is not valid (unknown or revoked)"
+        )
+
+    # -- before a request runs -----------------------------------------------------------
+    async def admit(
+        self,
+        caller: Caller,
+        call: ChatCall,
+        plan: Plan,
+        services: Services,
+        registry: BackendRegistry,
+    ) -> Admission:
+        """Check what the caller may use, and reserve the request's worst case."""
+        spec = plan.spec
+        caller.check_models([plan.model, *plan.named])
+        names: list[str] = []
+        effort = call.reasoning_effort
+        while spec is not None:
+            names.append(spec.name)
+            effort = spec.params.model_dump().get("effort", effort)
+            spec = spec.over
+        caller.check_strategies(names)
+        caller.check_effort(effort)
+        if caller.key is None or self.store is None:
+            return Admission(None, None)
+        tokens = self.worst_case(call, plan, services, registry)
+        budgets = await self.store.budgets(caller.key)
+        if tokens is None:
+            if any(b.limit for b in budgets):
+                raise InvalidRequestError(
+                    "this request's cost cannot be bounded under your budget: set max_tokens "
+                    "(or an operator sets default_request_tokens)",
+                    param="max_tokens",
+                )
+            tokens = 0
+        price = self.highest_price([plan.model, *plan.named], registry)
+        if price is None:
+            if any(b.unit == "usd" for b in budgets):
+                raise InvalidRequestError(
+                    f"no price is configured for {plan.model!r}, so its cost cannot be held "
+                    "against a budget in dollars ([prices] in the configuration)",
+                    param="model",
+                )
+            price = 0.0
+        reservation = await self.store.reserve(caller.key, usd=tokens * price / 1e6, tokens=tokens)
+        return Admission(reservation, tokens if budgets else None)
+
+    def worst_case(
+        self, call: ChatCall, plan: Plan, services: Services, registry: BackendRegistry
+    ) -> int | None:
+        request = call.request
+        spec = plan.spec
+        if spec is None:
+            max_tokens = request.sampling.max_tokens
+            if max_tokens is None and plan.upstream is None:
+                max_tokens = self.config.engine.default_max_tokens  # the engine's own cap
+            if max_tokens is None:
+                return self.config.default_request_tokens
+            return request.prompt_token_bound() + request.n * max_tokens
+        if spec.over is not None:
+            return self.config.default_request_tokens
+        bound = spec.strategy().worst_case(spec.params, request, services)
+        if bound is None:
+            return self.config.default_request_tokens
+        return bound * request.n
+
+    def price(self, model: str, registry: BackendRegistry) -> Price | None:
+        """A model's price; local models cost nothing; an unpriced remote one is unknown."""
+        if model in self.config.prices:
+            return self.config.prices[model]
+        try:
+            kind = registry.kind_of(model)
+        except PonderError:
+            return None
+        return Price() if kind != "remote" else None
+
+    def highest_price(self, models: list[str], registry: BackendRegistry) -> float | None:
+        prices = [self.price(m, registry) for m in models]
+        if any(p is None for p in prices):
+            return None
+        return max((max(p.prompt, p.completion) for p in prices if p is not None), default=0.0)
+
+    def cost(self, records: tuple[CallRecord, ...] | list[CallRecord]) -> float:
+        total = 0.0
+        for record in records:
+            price = self.config.prices.get(record.backend)
+            if price is not None:
+                total += (
+                    record.usage.prompt_tokens * price.prompt
+                    + record.usage.completion_tokens * price.completion
+                ) / 1e6
+        return total
+
+    # -- after it ends -------------------------------------------------------------------
+    async def finish(
+        self,
+        caller: Caller,
+        admission: Admission | None,
+        *,
+        model: str,
+        strategy: str | None,
+        effort: str | None,
+        log: CallLog,
+        seconds: float,
+        error: BaseException | None,
+        trace: Trace | None,
+    ) -> None:
+        """Write the ledger row (settling the reservation), and the trace; shielded, so a
+        client that leaves cannot stop the spend from being recorded."""
+        if self.store is None:
+            return
+        row = RequestRow(
+            request_id=f"req-{uuid.uuid4().hex}",
+            key_id=caller.key_id,
+            team=caller.team_name,
+            model=model,
+            strategy=strategy,
+            effort=effort,
+            usage=log.usage,
+            cost_usd=self.cost(log.records),
+            seconds=seconds,
+            outcome=outcome_of(error),
+            trace_id=trace.id if trace is not None else None,
+            calls=tuple(log.records),
+        )
+        with anyio.CancelScope(shield=True):
+            if admission is not None and admission.reservation is not None:
+                await self.store.settle(admission.reservation, row)
+            else:
+                await self.store.record(row)
+            if trace is not None:
+                await self.store.put_trace(
+                    trace.id,
+                    trace.as_dict(),
+                    key_id=caller.key_id,
+                    team=caller.team_name,
+                    model=model,
+                )
+
+
+def outcome_of(error: BaseException | None) -> RequestOutcome:
+    if error is None:
+        return "ok"
+    cancelled = (CancelledSequenceError, GeneratorExit, anyio.get_cancelled_exc_class())
+    if isinstance(error, cancelled):
+        return "cancelled"
+    if isinstance(error, PonderError) and 400 <= error.status_code < 500:
+        return "client_error"
+    return "backend_error"

@@ -1,0 +1,142 @@
+"""The admin HTTP API: teams, keys, budgets and rate limits, for the ``PONDER_ADMIN_KEY``
+holder (``ponder keys ...`` does the same from the command line, on the database directly).
+A key's secret is returned once, when it is created or rotated."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.errors import StoreUnavailableError
+from ponder.server.routes import caller_of, gateway_of, require_admin
+from ponder.tenancy import TenancyStore
+from ponder.tenancy.models import ApiKey
+
+router = APIRouter(prefix="/v1/admin")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class TeamBody(_Body):
+    name: str = Field(min_length=1, max_length=128)
+    allowed_models: list[str] | None = None
+    allowed_strategies: list[str] | None = None
+    max_effort: str | None = None
+
+
+class KeyBody(_Body):
+    team: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=128)
+    team_admin: bool = False
+    allowed_models: list[str] | None = None
+    allowed_strategies: list[str] | None = None
+    max_effort: str | None = None
+
+
+class BudgetBody(_Body):
+    scope: Literal["key", "team"]
+    owner: str
+    unit: Literal["usd", "tokens"]
+    period: Literal["daily", "monthly", "total"]
+    limit: float = Field(ge=0)
+
+
+class RateLimitBody(_Body):
+    scope: Literal["key", "team"]
+    owner: str
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+
+
+async def _store(http: Request) -> TenancyStore:
+    require_admin(await caller_of(http))
+    store = gateway_of(http).accounts.store
+    if store is None:
+        raise StoreUnavailableError("the server has no database open")
+    return store
+
+
+def key_view(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": key.id,
+        "team": key.team,
+        "name": key.name,
+        "prefix": key.prefix,
+        "team_admin": key.team_admin,
+        "allowed_models": key.allowed_models,
+        "allowed_strategies": key.allowed_strategies,
+        "max_effort": key.max_effort,
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+    if secret is not None:
+        view["key"] = secret  # shown once
+    return view
+
+
+@router.post("/teams")
+async def create_team(http: Request, body: TeamBody) -> dict[str, Any]:
+    team = await (await _store(http)).create_team(
+        body.name,
+        allowed_models=body.allowed_models,
+        allowed_strategies=body.allowed_strategies,
+        max_effort=body.max_effort,
+    )
+    return {"name": team.name, "created_at": team.created_at.isoformat()}
+
+
+@router.post("/keys")
+async def create_key(http: Request, body: KeyBody) -> dict[str, Any]:
+    key, secret = await (await _store(http)).create_key(
+        body.team,
+        body.name,
+        team_admin=body.team_admin,
+        allowed_models=body.allowed_models,
+        allowed_strategies=body.allowed_strategies,
+        max_effort=body.max_effort,
+    )
+    return key_view(key, secret)
+
+
+@router.get("/keys")
+async def list_keys(http: Request, team: str | None = None) -> dict[str, Any]:
+    keys = await (await _store(http)).list_keys(team)
+    return {"object": "list", "data": [key_view(k) for k in keys]}
+
+
+@router.post("/keys/{key_id}/rotate")
+async def rotate_key(http: Request, key_id: str) -> dict[str, Any]:
+    key, secret = await (await _store(http)).rotate_key(key_id)
+    return key_view(key, secret)
+
+
+@router.delete("/keys/{key_id}")
+async def revoke_key(http: Request, key_id: str) -> dict[str, Any]:
+    await (await _store(http)).revoke_key(key_id)
+    return {"id": key_id, "revoked": True}
+
+
+@router.put("/budgets")
+async def set_budget(http: Request, body: BudgetBody) -> dict[str, Any]:
+    budget = await (await _store(http)).set_budget(
+        body.scope, body.owner, unit=body.unit, period=body.period, limit=body.limit
+    )
+    return {
+        "scope": budget.scope,
+        "owner": budget.owner,
+        "unit": budget.unit,
+        "period": budget.period,
+        "limit": budget.limit,
+        "spent": budget.spent,
+        "reserved": budget.reserved,
+    }
+
+
+@router.put("/rate_limits")
+async def set_rate_limit(http: Request, body: RateLimitBody) -> dict[str, Any]:
+    await (await _store(http)).set_rate_limit(body.scope, body.owner, rpm=body.rpm, tpm=body.tpm)
+    return body.model_dump()
