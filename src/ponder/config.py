@@ -143,7 +143,8 @@ class PonderConfig:
     effort: Mapping[str, Mapping[str, Any] | None] = field(
         default_factory=lambda: dict(DEFAULT_EFFORT)
     )
-    # SQLite file for traces; ":memory:" keeps them in the process only.
+    # The SQLite file of the database when database_url is unset (its older name, from when
+    # it held only traces); ":memory:" keeps everything in the process.
     trace_db: str | None = None
     # Teams, API keys, budgets, rate limits and the request ledger (ponder.tenancy): a
     # SQLAlchemy URL, "sqlite:///PATH" or "postgresql://...". PONDER_DATABASE_URL overrides;
