@@ -410,10 +410,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(role: str, port: int, *, workers: int, access_log: bool, env: dict[str, str]) -> Any:
+def server(
+    role: str,
+    port: int,
+    *,
+    workers: int,
+    access_log: bool,
+    env: dict[str, str],
+    script: str | Path | None = None,
+) -> Any:
+    """Run ``script --serve role`` (this script by default; the other bench scripts pass
+    their own, with the same flags) in a process group of its own, until the block ends."""
     command = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        str(Path(script or __file__).resolve()),
         "--serve",
         role,
         "--port",
