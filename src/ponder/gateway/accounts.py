@@ -13,7 +13,11 @@ cannot be estimated the request is refused under a budget, unless the operator c
 from __future__ import annotations
 
 import hmac
+import time
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import anyio
 
@@ -30,8 +34,25 @@ from ponder.gateway.identity import Caller
 from ponder.metering import CallLog, CallRecord
 from ponder.reasoning.base import Services
 from ponder.reasoning.trace import Trace
-from ponder.tenancy import RequestRow, TenancyStore, resolve_database_url
+from ponder.tenancy import ApiKey, Budget, RequestRow, TenancyStore, resolve_database_url
 from ponder.tenancy.models import RequestOutcome
+
+# How long this process trusts what it read about a key: who it is, and which budgets and
+# limits apply. A key revoked, or a budget added, on another replica takes effect within it;
+# on this one, at once (the admin API clears the cache).
+KEY_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """What holds a key back: its and its team's budgets, and whether any rate limit does."""
+
+    budgets: tuple[Budget, ...]
+    rate_limited: bool
+
+    @property
+    def any(self) -> bool:
+        return bool(self.budgets) or self.rate_limited
 
 
 class Accounts:
@@ -41,6 +62,17 @@ class Accounts:
         self.config = config
         self.store = store
         self.admin_key = admin_key or None
+        # Bounded, short-lived caches that keep the database off a request's hot path.
+        self._callers: TTLCache[str, Caller] = TTLCache(KEY_CACHE_SECONDS)
+        self._controls: TTLCache[str, Controls] = TTLCache(KEY_CACHE_SECONDS)
+        self._keys_exist = False  # once a key exists this process never goes back to one user
+        self._no_keys_until = 0.0
+
+    def forget(self) -> None:
+        """Drop what was cached about keys (after an admin changed them)."""
+        self._callers.clear()
+        self._controls.clear()
+        self._no_keys_until = 0.0
 
     @classmethod
     async def open(cls, config: PonderConfig, admin_key: str | None) -> Accounts:
@@ -60,16 +92,42 @@ class Accounts:
         if self.store is None:
             return Caller.local()
         if bearer:
+            cached = self._callers.get(bearer)
+            if cached is not None:
+                return cached
             key = await self.store.authenticate(bearer)
             if key is not None:
-                return Caller(key=key, team=await self.store.get_team(key.team))
-        if not self.admin_key and not await self.store.has_keys():
+                caller = Caller(key=key, team=await self.store.get_team(key.team))
+                self._callers.put(bearer, caller)
+                return caller
+        if not self.admin_key and not await self._has_keys():
             return Caller.local()
         raise AuthenticationError(
             "a valid API key is required (Authorization: Bearer pk-...)"
             if not bearer
             else "the API key is not valid (unknown or revoked)"
         )
+
+    async def _has_keys(self) -> bool:
+        if self._keys_exist:
+            return True
+        now = time.monotonic()
+        if now < self._no_keys_until:
+            return False
+        assert self.store is not None
+        self._keys_exist = await self.store.has_keys()
+        self._no_keys_until = now + 1.0
+        return self._keys_exist
+
+    async def controls(self, key: ApiKey) -> Controls:
+        found = self._controls.get(key.id)
+        if found is None:
+            assert self.store is not None
+            found = Controls(
+                tuple(await self.store.budgets(key)), await self.store.has_rate_limits(key)
+            )
+            self._controls.put(key.id, found)
+        return found
 
     # -- before a request runs -----------------------------------------------------------
     async def admit(
@@ -93,8 +151,11 @@ class Accounts:
         caller.check_effort(effort)
         if caller.key is None or self.store is None:
             return Admission(None, None)
+        controls = await self.controls(caller.key)
+        if not controls.any:
+            return Admission(None, None)  # nothing to hold: the row is written at the end
         tokens = self.worst_case(call, plan, services, registry)
-        budgets = await self.store.budgets(caller.key)
+        budgets = controls.budgets
         if tokens is None:
             if any(b.limit for b in budgets):
                 raise InvalidRequestError(
@@ -217,3 +278,35 @@ def outcome_of(error: BaseException | None) -> RequestOutcome:
     if isinstance(error, PonderError) and 400 <= error.status_code < 500:
         return "client_error"
     return "backend_error"
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TTLCache(Generic[K, V]):
+    """A small cache whose entries expire after ``seconds`` (and the oldest go past
+    ``size``), so memory does not grow with the keys clients send."""
+
+    def __init__(self, seconds: float, size: int = 4096) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        found = self._items.get(key)
+        if found is None:
+            return None
+        if found[0] < time.monotonic():
+            del self._items[key]
+            return None
+        return found[1]
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = (time.monotonic() + self.seconds, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()

@@ -4,7 +4,8 @@ A key's secret is returned once, when it is created or rotated."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +16,8 @@ from ponder.tenancy import TenancyStore
 from ponder.tenancy.models import ApiKey
 
 router = APIRouter(prefix="/v1/admin")
+
+T = TypeVar("T")
 
 
 class _Body(BaseModel):
@@ -54,10 +57,18 @@ class RateLimitBody(_Body):
 
 async def _store(http: Request) -> TenancyStore:
     require_admin(await caller_of(http))
-    store = gateway_of(http).accounts.store
-    if store is None:
+    accounts = gateway_of(http).accounts
+    if accounts.store is None:
         raise StoreUnavailableError("the server has no database open")
-    return store
+    return accounts.store
+
+
+async def _change(http: Request, change: Callable[[TenancyStore], Awaitable[T]]) -> T:
+    """Make an admin change; what this process cached about keys is dropped after it, so
+    the change takes effect here at once (other replicas within the cache's seconds)."""
+    done = await change(await _store(http))
+    gateway_of(http).accounts.forget()
+    return done
 
 
 def key_view(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
@@ -80,24 +91,30 @@ def key_view(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
 
 @router.post("/teams")
 async def create_team(http: Request, body: TeamBody) -> dict[str, Any]:
-    team = await (await _store(http)).create_team(
-        body.name,
-        allowed_models=body.allowed_models,
-        allowed_strategies=body.allowed_strategies,
-        max_effort=body.max_effort,
+    team = await _change(
+        http,
+        lambda s: s.create_team(
+            body.name,
+            allowed_models=body.allowed_models,
+            allowed_strategies=body.allowed_strategies,
+            max_effort=body.max_effort,
+        ),
     )
     return {"name": team.name, "created_at": team.created_at.isoformat()}
 
 
 @router.post("/keys")
 async def create_key(http: Request, body: KeyBody) -> dict[str, Any]:
-    key, secret = await (await _store(http)).create_key(
-        body.team,
-        body.name,
-        team_admin=body.team_admin,
-        allowed_models=body.allowed_models,
-        allowed_strategies=body.allowed_strategies,
-        max_effort=body.max_effort,
+    key, secret = await _change(
+        http,
+        lambda s: s.create_key(
+            body.team,
+            body.name,
+            team_admin=body.team_admin,
+            allowed_models=body.allowed_models,
+            allowed_strategies=body.allowed_strategies,
+            max_effort=body.max_effort,
+        ),
     )
     return key_view(key, secret)
 
@@ -110,20 +127,23 @@ async def list_keys(http: Request, team: str | None = None) -> dict[str, Any]:
 
 @router.post("/keys/{key_id}/rotate")
 async def rotate_key(http: Request, key_id: str) -> dict[str, Any]:
-    key, secret = await (await _store(http)).rotate_key(key_id)
+    key, secret = await _change(http, lambda s: s.rotate_key(key_id))
     return key_view(key, secret)
 
 
 @router.delete("/keys/{key_id}")
 async def revoke_key(http: Request, key_id: str) -> dict[str, Any]:
-    await (await _store(http)).revoke_key(key_id)
+    await _change(http, lambda s: s.revoke_key(key_id))
     return {"id": key_id, "revoked": True}
 
 
 @router.put("/budgets")
 async def set_budget(http: Request, body: BudgetBody) -> dict[str, Any]:
-    budget = await (await _store(http)).set_budget(
-        body.scope, body.owner, unit=body.unit, period=body.period, limit=body.limit
+    budget = await _change(
+        http,
+        lambda s: s.set_budget(
+            body.scope, body.owner, unit=body.unit, period=body.period, limit=body.limit
+        ),
     )
     return {
         "scope": budget.scope,
@@ -138,5 +158,7 @@ async def set_budget(http: Request, body: BudgetBody) -> dict[str, Any]:
 
 @router.put("/rate_limits")
 async def set_rate_limit(http: Request, body: RateLimitBody) -> dict[str, Any]:
-    await (await _store(http)).set_rate_limit(body.scope, body.owner, rpm=body.rpm, tpm=body.tpm)
+    await _change(
+        http, lambda s: s.set_rate_limit(body.scope, body.owner, rpm=body.rpm, tpm=body.tpm)
+    )
     return body.model_dump()

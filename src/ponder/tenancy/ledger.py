@@ -63,7 +63,7 @@ def owners(key_id: str | None, team: str | None) -> ColumnElement[bool]:
     return _scoped(budgets.c.scope, budgets.c.owner, key_id, team)
 
 
-def _limit_owners(key_id: str | None, team: str | None) -> ColumnElement[bool]:
+def limit_owners(key_id: str | None, team: str | None) -> ColumnElement[bool]:
     return _scoped(rate_limits.c.scope, rate_limits.c.owner, key_id, team)
 
 
@@ -149,7 +149,7 @@ async def reserve_limits(
     or raise :class:`RateLimitedError` with the seconds left in the current window."""
     rows = (
         await conn.execute(
-            select(rate_limits.c.id).where(_limit_owners(key_id, team)).order_by(rate_limits.c.id)
+            select(rate_limits.c.id).where(limit_owners(key_id, team)).order_by(rate_limits.c.id)
         )
     ).all()
     start = window_start(now)
@@ -249,7 +249,7 @@ async def applicable(
     request that reserved nothing."""
     budget_ids = (await conn.execute(select(budgets.c.id).where(owners(key_id, team)))).scalars()
     limit_ids = (
-        await conn.execute(select(rate_limits.c.id).where(_limit_owners(key_id, team)))
+        await conn.execute(select(rate_limits.c.id).where(limit_owners(key_id, team)))
     ).scalars()
     return [Hold(i, 0) for i in budget_ids], [Hold(i, 0) for i in limit_ids]
 

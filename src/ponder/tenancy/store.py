@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import exc, select, update
 
 from ponder.errors import InvalidRequestError, TenantNotFoundError
-from ponder.tenancy import accounting, engine, reports
+from ponder.tenancy import accounting, engine, ledger, reports
 from ponder.tenancy.engine import Database
 from ponder.tenancy.keys import (
     SECRET_PREFIX,
@@ -50,7 +50,7 @@ from ponder.tenancy.models import (
     usd_to_micros,
     utcnow,
 )
-from ponder.tenancy.schema import api_keys, teams
+from ponder.tenancy.schema import api_keys, rate_limits, teams
 
 
 class TenancyStore:
@@ -184,6 +184,12 @@ class TenancyStore:
         async with self._db.transaction(write=False) as conn:
             rows = (await conn.execute(query)).all()
         return [key_from_row(r) for r in rows]
+
+    async def has_rate_limits(self, key: ApiKey) -> bool:
+        """Whether any rpm or tpm limit applies to this key (its own or its team's)."""
+        query = select(rate_limits.c.id).where(ledger.limit_owners(key.id, key.team)).limit(1)
+        async with self._db.transaction(write=False) as conn:
+            return (await conn.execute(query)).first() is not None
 
     async def has_keys(self) -> bool:
         """Whether any live key exists (a server with none runs in single-user mode)."""
