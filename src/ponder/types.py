@@ -7,6 +7,7 @@ format: :mod:`ponder.server.convert` is the one place where wire models become t
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -99,6 +100,13 @@ class GenerationRequest:
         few tokens around each message."""
         text = sum(len(m.content.encode("utf-8", "replace")) for m in self.messages)
         text += len(self.prefill.encode("utf-8", "replace")) + len(extra_text.encode())
+        # What a chat template renders besides the text: tool definitions, earlier tool
+        # calls, a response schema (their JSON is an upper bound on what they become).
+        rendered: list[Any] = [m.tool_calls for m in self.messages if m.tool_calls]
+        rendered += [m.name for m in self.messages if m.name]
+        for extra in (self.tools, self.tool_choice, self.json_schema, rendered or None):
+            if extra:
+                text += len(json.dumps(extra, ensure_ascii=False, default=str).encode())
         return text + TEMPLATE_TOKENS_PER_MESSAGE * (len(self.messages) + 2)
 
 
