@@ -47,3 +47,35 @@ async def test_streams_hold_their_worst_case_until_they_end() -> None:
             pass
     assert cap.in_flight == 0
     assert log.usage.completion_tokens == 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "replies"),
+    [
+        ({"strategy": "cot"}, [solution(7)]),
+        ({"strategy": "self-consistency", "n": 3}, [solution(7)]),
+        ({"strategy": "program-aided", "n": 2}, ["```python\nprint(7)\n```"]),
+        ({"strategy": "step-back"}, [solution(7)]),
+    ],
+)
+@pytest.mark.parametrize("system", [None, "Be brief."])
+async def test_a_strategy_fits_the_worst_case_it_declares(
+    raw: dict[str, object], replies: list[str], system: str | None
+) -> None:
+    """A reservation of exactly the declared worst case lets the strategy run: each call's
+    own worst case, as the cap computes it, is inside the declared bound."""
+    from ponder.reasoning.base import Services
+    from ponder.types import Message
+
+    request = ask(max_tokens=64)
+    if system is not None:
+        request = request.replace(messages=(Message("system", system), *request.messages))
+    spec = StrategySpec.parse(raw)
+    bound = spec.strategy().worst_case(spec.params, request, Services())
+    assert bound is not None
+    log = CallLog()
+    cap = SpendingCap(tokens=bound, default_max_tokens=64, log=log)
+    backend = ScriptedBackend.cycle(replies)
+    with recording(log):
+        await run_strategy(spec, GuardedBackend(backend, cap), request)
+    assert log.usage.total_tokens <= bound

@@ -18,7 +18,10 @@ from aiohttp.test_utils import TestServer
 
 from ponder.backends.endpoint import EndpointConfig
 from ponder.errors import BackendError, BackendTimeoutError, BackendUnavailableError
+from ponder.gateway.call import Plan
+from ponder.gateway.forwarding import ForwardedStream, Forwarder
 from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream, upstream_body
+from ponder.reasoning.selection import Selection
 from ponder.types import Usage
 from tests.fake_openai import LONG_TOKENS, THINKING, answer_tokens, free_port, make_app, serve_app
 
@@ -178,6 +181,16 @@ def test_upstream_body_keeps_key_order_and_adds_usage_only_to_streams() -> None:
         config, "up", {"stream": True, "stream_options": {"include_usage": True}}
     )
     assert not added and json.loads(payload)["stream_options"] == {"include_usage": True}
+
+
+def test_a_providers_stream_options_go_only_with_a_stream() -> None:
+    # vLLM refuses stream_options on a request that does not stream.
+    options = {"continuous_usage_stats": True}
+    config = EndpointConfig(base_url="http://x/v1", extra_body={"stream_options": options})
+    payload, added = upstream_body(config, "up", {"messages": []})
+    assert not added and "stream_options" not in json.loads(payload)
+    payload, added = upstream_body(config, "up", {"messages": [], "stream": True})
+    assert added and json.loads(payload)["stream_options"] == {**options, "include_usage": True}
 
 
 @pytest.mark.parametrize(
@@ -493,6 +506,32 @@ async def test_a_transport_failure_mid_stream_raises_with_the_usage_known() -> N
             [raw], {"messages": [], "stream": True}, fail=aiohttp.ClientPayloadError("cut")
         )
     assert caught.value.usage is not None and caught.value.usage.completion_tokens == 1
+
+
+async def test_a_forwarded_stream_that_fails_ends_with_an_error_event() -> None:
+    ended: list[tuple[BaseException | None, bool]] = []
+
+    async def end(plan: Plan, error: BaseException | None, ok: bool) -> None:
+        ended.append((error, ok))
+
+    forwarder = Forwarder(end)
+    plan = Plan(selection=Selection(None, "m", "default"), model="m", tag="", backend=None)  # type: ignore[arg-type]
+    raw = chunk(DELTA, {**USAGE, "completion_tokens": 1})
+    relay = RelayStream(
+        parts_of([raw], fail=aiohttp.ClientPayloadError("cut")),
+        added_usage=True,
+        where="m at http://up/v1",
+    )
+    forwarded = ForwardedStream(None, relay, forwarder, plan, plan.log.begin("m"))
+    events = [event async for event in forwarded.events()]
+    assert events[0] == raw and events[2] == b"data: [DONE]\n\n"
+    error = json.loads(events[1].removeprefix(b"data: "))["error"]
+    assert error["type"] == "server_error" and "cannot reach the endpoint" in error["message"]
+    # Recorded before the client is told: the failure, and the usage known so far.
+    ((failure, ok),) = ended
+    assert isinstance(failure, BackendUnavailableError) and not ok
+    assert plan.log.usage.completion_tokens == 1
+    await forwarder.aclose()
 
 
 async def test_an_endpoint_that_drops_the_connection_mid_stream() -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from ponder.backends.remote import RemoteBackend, RemoteConfig
-from ponder.errors import BackendTimeoutError, BackendUnavailableError
-from ponder.types import GenerationRequest, Message, SamplingParams
+from ponder.errors import BackendTimeoutError, BackendUnavailableError, PonderError
+from ponder.metering import recording
+from ponder.types import GenerationRequest, Message, SamplingParams, Usage
 from tests.fake_openai import THINKING, answer_tokens
+from tests.test_passthrough import hand_written
 
 Q = (Message("user", "What is six times seven?"),)
 
@@ -111,6 +116,80 @@ async def test_cancel_one_fanned_out_stream(fake_endpoint: tuple[str, Any]) -> N
             finals[delta.index] = delta.finish_reason
     assert finals[0] == "stop"
     assert finals[1] == "cancelled"
+
+
+def sse(choices: list[Any], usage: dict[str, int] | None = None) -> bytes:
+    payload = {"id": "c", "object": "chat.completion.chunk", "choices": choices, "usage": usage}
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def token(text: str, finish: str | None = None) -> list[Any]:
+    logprobs = {"content": [{"token": text, "logprob": -0.1, "bytes": None, "top_logprobs": []}]}
+    return [{"index": 0, "delta": {"content": text}, "logprobs": logprobs, "finish_reason": finish}]
+
+
+async def test_stream_options_from_the_provider_and_usage_on_every_chunk() -> None:
+    """vLLM's continuous_usage_stats, set in the provider's extra_body: sent only with a
+    stream (vLLM refuses it otherwise), with include_usage; the usage on every chunk is
+    cumulative, so it counts once."""
+    bodies: list[dict[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        bodies.append(body)
+        if not body.get("stream"):
+            usage = {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+            message = {"role": "assistant", "content": "a"}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            return web.json_response({"id": "c", "choices": [choice], "usage": usage})
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for k in range(1, 4):
+            usage = {"prompt_tokens": 5, "completion_tokens": k, "total_tokens": 5 + k}
+            await response.write(sse(token(" t", "stop" if k == 3 else None), usage))
+        usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        await response.write(sse([], usage) + b"data: [DONE]\n\n")
+        return response
+
+    async with hand_written(handler) as endpoint:
+        extra = {"stream_options": {"continuous_usage_stats": True}, "top_k": 3}
+        remote = RemoteBackend(
+            RemoteConfig(base_url=endpoint.base_url, model="m", max_retries=0, extra_body=extra)
+        )
+        result = await remote.generate(req())
+        assert result.usage == Usage(prompt_tokens=5, completion_tokens=1, calls=1)
+        stream = remote.stream(req())
+        assert "".join([d.text async for d in stream]) == " t t t"
+        assert stream.usage == Usage(prompt_tokens=5, completion_tokens=3, calls=1)
+        await remote.aclose()
+    plain, streamed = bodies
+    assert "stream_options" not in plain and plain["top_k"] == 3
+    assert streamed["stream_options"] == {"continuous_usage_stats": True, "include_usage": True}
+    assert streamed["top_k"] == 3
+
+
+async def test_a_stream_cut_before_its_usage_counts_the_tokens_received() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(sse(token(" a")) + sse(token(" b")))
+        await asyncio.sleep(0.05)
+        assert request.transport is not None
+        request.transport.close()  # the endpoint dies before its usage chunk
+        return response
+
+    async with hand_written(handler) as endpoint:
+        remote = RemoteBackend(RemoteConfig(base_url=endpoint.base_url, model="m", max_retries=0))
+        with recording() as log:
+            stream = remote.stream(req())
+        with pytest.raises(PonderError):
+            async for _ in stream:
+                pass
+        await remote.aclose()
+    # Logprobs were asked for counting: the two completion tokens received are recorded (the
+    # prompt's, never reported, are not known).
+    (record,) = log.records
+    assert record.usage == Usage(completion_tokens=2, calls=1) and record.outcome == "error"
 
 
 async def test_retries_with_backoff_on_503(fake_endpoint: tuple[str, Any]) -> None:

@@ -99,7 +99,10 @@ class GenerationRequest:
         a strategy's system prompt): a token is at least one byte, and a chat template adds a
         few tokens around each message."""
         text = sum(len(m.content.encode("utf-8", "replace")) for m in self.messages)
-        text += len(self.prefill.encode("utf-8", "replace")) + len(extra_text.encode())
+        text += len(self.prefill.encode("utf-8", "replace"))
+        if extra_text:
+            # Added as a message of its own, or joined to the system message by a blank line.
+            text += len(extra_text.encode()) + 2 + TEMPLATE_TOKENS_PER_MESSAGE
         # What a chat template renders besides the text: tool definitions, earlier tool
         # calls, a response schema (their JSON is an upper bound on what they become).
         rendered: list[Any] = [m.tool_calls for m in self.messages if m.tool_calls]

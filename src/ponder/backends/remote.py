@@ -8,7 +8,11 @@ It smooths over how endpoints differ:
 * thinking: read from ``reasoning_content`` (vLLM, DeepSeek), ``reasoning`` (OpenRouter,
   Ollama), or ``<think>…</think>`` in the content.
 * usage: for native ``n>1`` the SDK is asked for logprobs so that each choice's tokens can be
-  counted exactly; llama-server, for one, reports only one choice's completion tokens.
+  counted exactly; llama-server, for one, reports only one choice's completion tokens. A
+  stream's usage is the endpoint's last report: with vLLM's ``continuous_usage_stats`` (the
+  provider's ``extra_body.stream_options``, sent with streams only) every chunk carries the
+  usage so far, so a stream cut short is still metered exactly; one cut before any report
+  records the completion tokens received, counted from their logprobs where it asked for them.
 * timeouts and retries with exponential backoff come from the SDK (``max_retries``).
 """
 
@@ -78,6 +82,12 @@ class RemoteBackend:
             max_retries=config.max_retries,
             default_headers=dict(config.headers) or None,
         )
+        # What a stream asks for: usage at its end, plus the provider's own stream_options
+        # (vLLM's continuous_usage_stats puts the usage so far on every chunk, so a stream cut
+        # short is still metered). Only a stream sends them: vLLM refuses them otherwise.
+        options = config.extra_body.get("stream_options")
+        self._stream_options = {**(options if isinstance(options, Mapping) else {})}
+        self._stream_options["include_usage"] = True
         # Learned on first use when native_n is None; an endpoint's behaviour, not request state.
         self._native_n = config.native_n
         self._fanout = asyncio.Semaphore(config.max_fanout)
@@ -87,7 +97,7 @@ class RemoteBackend:
 
     # -- request building ----------------------------------------------------------------
     def _params(self, request: GenerationRequest, n: int, *, count_tokens: bool) -> dict[str, Any]:
-        return chat_params(
+        params = chat_params(
             request,
             n,
             model=self.config.model,
@@ -96,6 +106,14 @@ class RemoteBackend:
             endpoint=self.name,
             count_tokens=count_tokens,
         )
+        extra = params.get("extra_body")
+        if extra and "stream_options" in extra:  # a stream sends them (_stream_options)
+            rest = {k: v for k, v in extra.items() if k != "stream_options"}
+            if rest:
+                params["extra_body"] = rest
+            else:
+                del params["extra_body"]
+        return params
 
     def _count_tokens(self, n: int) -> bool:
         return n > 1 and self.config.usage == "auto" and self.config.supports_logprobs
@@ -186,14 +204,15 @@ class RemoteBackend:
             finished = [False] * width
             try:
                 events = await self._call(
-                    {**params, "stream": True, "stream_options": {"include_usage": True}}
+                    {**params, "stream": True, "stream_options": self._stream_options}
                 )
                 async for chunk in reply_chunks(events, self.name):
                     if chunk.usage is not None:
                         call_usage = reply_usage(chunk.usage)
                         if width > 1:
                             call_usage = at_least_counted(call_usage, sum(counts))
-                        totals.usage = totals.usage + call_usage
+                        # Usage on content chunks is cumulative: this call's last report wins.
+                        totals.reports[offset] = call_usage
                         stream.set_usage(totals.usage)
                     for raw in chunk.choices:
                         k = raw.index if width > 1 else 0
@@ -257,6 +276,11 @@ class RemoteBackend:
                         )
                         finished[k] = True
                 raise
+            finally:
+                if offset not in totals.reports and any(counts):
+                    # Cut off (or never told) before any usage report: the completion tokens
+                    # received, each counted from its logprob; the prompt's stay unknown.
+                    totals.reports[offset] = Usage(completion_tokens=sum(counts), calls=1)
 
         charge = begin_charge(self.name)
 
@@ -299,7 +323,13 @@ class RemoteBackend:
 
 @dataclass(slots=True)
 class _Totals:
-    usage: Usage = field(default_factory=Usage)
+    """Each upstream call's latest usage report, by the index of its first choice."""
+
+    reports: dict[int, Usage] = field(default_factory=dict)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage.sum(list(self.reports.values()))
 
 
 async def _guard(coro: Any) -> None:

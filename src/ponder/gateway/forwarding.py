@@ -3,12 +3,14 @@ answered, and recorded in the ledger with the usage the endpoint reported."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
+from ponder.errors import PonderError
 from ponder.gateway.call import ChatCall, Plan
 from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream
 from ponder.metering import Charge
@@ -85,6 +87,9 @@ class ForwardedStream:
     charge: Charge
 
     async def events(self) -> AsyncIterator[bytes]:
+        """The endpoint's events; when the endpoint fails after the stream began (cut off,
+        timed out), an OpenAI-shaped error event and ``[DONE]`` end it, as they end a
+        strategy's stream, rather than a dropped connection. The ledger is written first."""
         assert self.relay is not None
         ok = False
         error: BaseException | None = None
@@ -93,6 +98,8 @@ class ForwardedStream:
                 async for data in self.relay:
                     yield data
                 ok = self.relay.finished
+        except PonderError as exc:
+            error = exc  # the status line has gone: the failure is told in the stream
         except BaseException as exc:
             error = exc
             raise
@@ -100,3 +107,17 @@ class ForwardedStream:
             self.charge.end(self.relay.usage, error)
             with anyio.CancelScope(shield=True):
                 await self.forwarder.end(self.plan, error, ok)
+        if isinstance(error, PonderError):
+            yield error_event(error)
+            yield b"data: [DONE]\n\n"
+
+
+def error_event(error: PonderError) -> bytes:
+    """The SSE event for an error after a stream began (the body of an error reply)."""
+    detail = {
+        "message": error.message,
+        "type": error.error_type,
+        "param": error.param,
+        "code": error.code,
+    }
+    return b"data: " + json.dumps({"error": detail}, separators=(",", ":")).encode() + b"\n\n"

@@ -6,7 +6,10 @@ was sent, with exactly these changes:
 
 * ``model`` becomes the endpoint's name for the model (``upstream_model``), in place;
 * each key of the provider's ``extra_body`` is added where the client did not set that
-  top-level key (a key the client set wins whole; nothing is merged into it);
+  top-level key (a key the client set wins whole; nothing is merged into it), except
+  ``stream_options`` on a request that does not stream (vLLM refuses it there). A vLLM
+  provider with ``extra_body = {stream_options = {continuous_usage_stats = true}}`` gets
+  the usage so far on every chunk, so that a stream cut short is still metered exactly;
 * for ``stream: true`` without ``stream_options.include_usage``, ``include_usage: true`` is
   added upstream (the client's other ``stream_options`` kept), and the final usage-only chunk
   this produces is dropped before relaying. This is the one rewrite metering needs: without

@@ -47,8 +47,10 @@ def upstream_body(
     Key order is the client's; ``model`` keeps its place (or comes last when missing)."""
     out = dict(body)
     out["model"] = upstream_model
+    streaming = out.get("stream") is True
     for key, value in endpoint.extra_body.items():
-        if key not in out:
+        # stream_options go only with a stream: vLLM refuses them on any other request.
+        if key not in out and (streaming or key != "stream_options"):
             out[key] = value
     added_usage = False
     if out.get("stream") is True:
