@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 
 from ponder.config import PonderConfig, config_from_mapping
 from ponder.errors import (
@@ -120,13 +121,12 @@ async def test_only_the_hash_of_a_secret_is_stored(
     key, secret = await store.create_key("acme", "ci")
     _, rotated = await store.rotate_key(key.id)
     body = secret[3:]
-    engine = store._db.engine
-    async with engine.connect() as conn:
-        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
-        dumped = ""
-        for table in tables:
-            rows = (await conn.execute(text(f"SELECT * FROM {table}"))).all()
-            dumped += repr(rows)
+
+    def dump(conn: Connection) -> tuple[list[str], str]:
+        tables = inspect(conn).get_table_names()
+        return tables, "".join(repr(conn.execute(text(f"SELECT * FROM {t}")).all()) for t in tables)
+
+    tables, dumped = await store._db.run(dump, write=False)
     assert "api_keys" in tables
     for value in (secret, rotated):
         assert value[3:] not in dumped
@@ -380,16 +380,17 @@ async def test_schema_matches_the_migrations(store: TenancyStore) -> None:
     def diff(conn: object) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(conn), metadata))  # type: ignore[arg-type]
 
-    async with store._db.engine.connect() as conn:
-        assert await conn.run_sync(diff) == []
-        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    def check(conn: Connection) -> str | None:
+        assert diff(conn) == []
         if store.dialect == "sqlite":
             pragmas = [
-                (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                conn.exec_driver_sql(f"PRAGMA {name}").scalar()
                 for name in ("journal_mode", "foreign_keys", "busy_timeout")
             ]
             assert pragmas == ["wal", 1, 60_000]
-    assert version == "0001"
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    assert await store._db.run(check, write=False) == "0002"
 
 
 async def test_reopening_keeps_everything(database_url: str) -> None:  # noqa: F811

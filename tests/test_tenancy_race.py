@@ -58,9 +58,9 @@ def row(request_id: str, key: ApiKey, micros: int, tokens: int) -> RequestRow:
 
 async def counters(store: TenancyStore, table: str) -> list[tuple[int, ...]]:
     columns = "unit, spent, reserved" if table == "budgets" else "requests, tokens, reserved_tokens"
-    async with store._db.engine.connect() as conn:
-        found = await conn.execute(text(f"SELECT {columns} FROM {table} ORDER BY id"))
-        return [tuple(r) for r in found.all()]
+    query = text(f"SELECT {columns} FROM {table} ORDER BY id")
+    rows = await store._db.run(lambda conn: conn.execute(query).all(), write=False)
+    return [tuple(r) for r in rows]
 
 
 async def test_concurrent_reserves_never_overspend(stores: list[TenancyStore]) -> None:

@@ -4,18 +4,24 @@ life of a reservation (open, settle, sweep), each run inside one transaction the
 A reservation is ``open`` until it is ``settled`` or ``swept``. Each step is a conditional
 ``UPDATE`` of its state, so it happens once however many callers race for it: settling twice
 charges once, and a settle that arrives after a sweep (the request's process was only slow)
-still charges the spend, without releasing the hold a second time.
+still charges the spend, without releasing the hold a second time. What a reservation holds
+on each budget and rate limit is kept on its own row (``reservations.holds``), so opening one
+is one ``INSERT`` and closing one is one ``UPDATE ... RETURNING`` of those holds.
+
+The functions are synchronous, over a :class:`~sqlalchemy.engine.Connection`: the store runs
+each transaction's body through :meth:`ponder.tenancy.engine.Database.run`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import DateTime, Row, String, bindparam, or_, select, update
+from sqlalchemy.engine import Connection
 
 from ponder.errors import AuthenticationError, InvalidRequestError, TenantNotFoundError
 from ponder.tenancy import ledger, reports
@@ -32,14 +38,44 @@ from ponder.tenancy.models import (
     micros_to_usd,
     usd_to_micros,
 )
-from ponder.tenancy.schema import (
-    api_keys,
-    budgets,
-    rate_limits,
-    reservation_budgets,
-    reservation_limits,
-    reservations,
-    teams,
+from ponder.tenancy.prepared import Prepared
+from ponder.tenancy.schema import api_keys, budgets, rate_limits, reservations, teams
+
+_RID = bindparam("rid", type_=String())
+_KEY_STATE = Prepared(
+    select(api_keys.c.team, api_keys.c.revoked_at.is_(None)).where(
+        api_keys.c.id == bindparam("key_id")
+    )
+)
+_KEY_TEAM = Prepared(select(api_keys.c.team).where(api_keys.c.id == bindparam("key_id")))
+_OPEN = Prepared(reservations.insert())
+# Settling closes an open reservation, or one a sweep released (whose holds it set to 0);
+# what it returns is what the reservation still holds.
+_SETTLE = Prepared(
+    update(reservations)
+    .where(
+        reservations.c.id == _RID,
+        or_(reservations.c.state == "open", reservations.c.state == "swept"),
+    )
+    .values(state="settled", closed_at=bindparam("closed", type_=DateTime()))
+    .returning(reservations.c.holds)
+)
+_EXISTS = Prepared(select(reservations.c.id).where(reservations.c.id == _RID))
+_OPEN_HOLDS = Prepared(
+    select(reservations.c.holds).where(reservations.c.id == _RID, reservations.c.state == "open")
+)
+_SWEEP = Prepared(
+    update(reservations)
+    .where(reservations.c.id == _RID, reservations.c.state == "open")
+    .values(
+        state="swept", closed_at=bindparam("closed", type_=DateTime()), holds=bindparam("released")
+    )
+)
+_STALE = Prepared(
+    select(reservations.c.id).where(
+        reservations.c.state == "open",
+        reservations.c.created_at < bindparam("cutoff", type_=DateTime()),
+    )
 )
 
 
@@ -57,24 +93,24 @@ def budget_amount(unit: Unit, limit: float) -> int:
     return int(limit)
 
 
-async def key_row(conn: AsyncConnection, key_id: str) -> Row[Any]:
-    row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+def key_row(conn: Connection, key_id: str) -> Row[Any]:
+    row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
     if row is None:
         raise TenantNotFoundError(f"no key {key_id!r}", param="key_id")
     return row
 
 
-async def check_owner(conn: AsyncConnection, scope: Scope, owner: str) -> None:
+def check_owner(conn: Connection, scope: Scope, owner: str) -> None:
     if scope == "key":
-        await key_row(conn, owner)
+        key_row(conn, owner)
         return
-    found = await conn.execute(select(teams.c.name).where(teams.c.name == owner))
+    found = conn.execute(select(teams.c.name).where(teams.c.name == owner))
     if found.first() is None:
         raise TenantNotFoundError(f"no team {owner!r}", param="owner")
 
 
-async def upsert_budget(
-    conn: AsyncConnection,
+def upsert_budget(
+    conn: Connection,
     scope: Scope,
     owner: str,
     *,
@@ -84,16 +120,16 @@ async def upsert_budget(
     now: datetime,
 ) -> Budget:
     """Create the budget or change its limit only: spent and reserved are kept."""
-    await check_owner(conn, scope, owner)
+    check_owner(conn, scope, owner)
     where = (
         budgets.c.scope == scope,
         budgets.c.owner == owner,
         budgets.c.unit == unit,
         budgets.c.period == period,
     )
-    result = await conn.execute(update(budgets).where(*where).values(amount_limit=amount))
+    result = conn.execute(update(budgets).where(*where).values(amount_limit=amount))
     if result.rowcount == 0:
-        await conn.execute(
+        conn.execute(
             budgets.insert().values(
                 scope=scope,
                 owner=owner,
@@ -105,11 +141,11 @@ async def upsert_budget(
                 period_start=ledger.period_start(period, now),
             )
         )
-    return budget_view((await conn.execute(select(budgets).where(*where))).one(), now)
+    return budget_view(conn.execute(select(budgets).where(*where)).one(), now)
 
 
-async def upsert_rate_limit(
-    conn: AsyncConnection,
+def upsert_rate_limit(
+    conn: Connection,
     scope: Scope,
     owner: str,
     *,
@@ -118,11 +154,11 @@ async def upsert_rate_limit(
     now: datetime,
 ) -> None:
     """Create the limit or change its rpm/tpm only: the window's counts are kept."""
-    await check_owner(conn, scope, owner)
+    check_owner(conn, scope, owner)
     where = (rate_limits.c.scope == scope, rate_limits.c.owner == owner)
-    result = await conn.execute(update(rate_limits).where(*where).values(rpm=rpm, tpm=tpm))
+    result = conn.execute(update(rate_limits).where(*where).values(rpm=rpm, tpm=tpm))
     if result.rowcount == 0:
-        await conn.execute(
+        conn.execute(
             rate_limits.insert().values(
                 scope=scope,
                 owner=owner,
@@ -136,12 +172,8 @@ async def upsert_rate_limit(
         )
 
 
-async def key_budgets(conn: AsyncConnection, key: ApiKey, now: datetime) -> list[Budget]:
-    rows = await conn.execute(
-        select(budgets)
-        .where(ledger.owners(key.id, key.team))
-        .order_by(budgets.c.scope, budgets.c.id)
-    )
+def key_budgets(conn: Connection, key: ApiKey, now: datetime) -> list[Budget]:
+    rows = conn.execute(ledger.KEY_BUDGETS, ledger.owners(key.id, key.team))
     return [budget_view(r, now) for r in rows.all()]
 
 
@@ -166,139 +198,98 @@ def budget_view(row: Row[Any], now: datetime) -> Budget:
     )
 
 
-async def open_reservation(
-    conn: AsyncConnection, key: ApiKey, *, micros: int, tokens: int, now: datetime
+def open_reservation(
+    conn: Connection, key: ApiKey, *, micros: int, tokens: int, now: datetime
 ) -> Reservation:
     """Hold the amounts on every budget and rate limit of the key and its team, or raise
     (the caller's transaction then rolls every hold back)."""
-    found = await conn.execute(
-        select(api_keys.c.team, api_keys.c.revoked_at).where(api_keys.c.id == key.id)
-    )
-    row = found.first()
-    if row is None or row.revoked_at is not None:
+    found = _KEY_STATE.run(conn, {"key_id": key.id}).rows
+    if not found or not found[0][1]:
         raise AuthenticationError(f"the key {key.prefix}... is revoked or unknown")
-    team = row.team
-    held = await ledger.reserve_budgets(
-        conn, key.id, team, usd_micros=micros, tokens=tokens, now=now
-    )
-    limited = await ledger.reserve_limits(conn, key.id, team, tokens=tokens, now=now)
+    team: str = found[0][0]
+    held = ledger.reserve_budgets(conn, key.id, team, usd_micros=micros, tokens=tokens, now=now)
+    limited = ledger.reserve_limits(conn, key.id, team, tokens=tokens, now=now)
     rid = "rsv_" + secrets.token_hex(12)
-    await conn.execute(
-        reservations.insert().values(
-            id=rid,
-            key_id=key.id,
-            team=team,
-            usd_micros=micros,
-            tokens=tokens,
-            state="open",
-            created_at=now,
-        )
+    _OPEN.run(
+        conn,
+        {
+            "id": rid,
+            "key_id": key.id,
+            "team": team,
+            "usd_micros": micros,
+            "tokens": tokens,
+            "state": "open",
+            "created_at": now,
+            "closed_at": None,
+            "holds": dump_holds(held, limited),
+        },
     )
-    if held:
-        await conn.execute(
-            reservation_budgets.insert(),
-            [{"reservation_id": rid, "budget_id": h.row_id, "amount": h.amount} for h in held],
-        )
-    if limited:
-        await conn.execute(
-            reservation_limits.insert(),
-            [
-                {"reservation_id": rid, "rate_limit_id": h.row_id, "tokens": h.amount}
-                for h in limited
-            ],
-        )
     return Reservation(rid, key.id, team, micros_to_usd(micros), tokens, from_db(now))
 
 
-async def settle_reservation(
-    conn: AsyncConnection, dialect: str, rid: str, row: RequestRow, now: datetime
-) -> None:
+def settle_reservation(conn: Connection, rid: str, row: RequestRow, now: datetime) -> None:
     """Close the reservation, charge the actual spend on what it held, write the ledger."""
-    state = reservations.c.state
-    closed = {"state": "settled", "closed_at": now}
-    opened = await conn.execute(
-        update(reservations).where(reservations.c.id == rid, state == "open").values(closed)
-    )
-    was_open = opened.rowcount == 1
-    if not was_open:
-        swept = await conn.execute(
-            update(reservations).where(reservations.c.id == rid, state == "swept").values(closed)
-        )
-        if swept.rowcount != 1:
-            found = await conn.execute(select(reservations.c.id).where(reservations.c.id == rid))
-            if found.first() is None:
-                raise TenantNotFoundError(f"no reservation {rid!r}")
-            return  # settled already
-    held, limited = await holds(conn, rid, released=not was_open)
-    if await reports.write_request(conn, dialect, row):
+    settled = _SETTLE.run(conn, {"rid": rid, "closed": now}).rows
+    if not settled:
+        if not _EXISTS.run(conn, {"rid": rid}).rows:
+            raise TenantNotFoundError(f"no reservation {rid!r}")
+        return  # settled already
+    held, limited = load_holds(settled[0][0])
+    if reports.write_request(conn, row):
         micros = usd_to_micros(row.cost_usd, "cost_usd")
-        await ledger.charge(conn, held, limited, usd_micros=micros, tokens=row.tokens, now=now)
+        ledger.charge(conn, held, limited, usd_micros=micros, tokens=row.tokens, now=now)
     else:  # the request is in the ledger, and was charged, already
-        await ledger.release(conn, held, limited)
-    await conn.execute(
-        reservation_budgets.delete().where(reservation_budgets.c.reservation_id == rid)
-    )
-    await conn.execute(
-        reservation_limits.delete().where(reservation_limits.c.reservation_id == rid)
-    )
+        ledger.release(conn, held, limited)
 
 
-async def record_request(
-    conn: AsyncConnection, dialect: str, row: RequestRow, now: datetime
-) -> None:
+def record_request(conn: Connection, row: RequestRow, now: datetime) -> None:
     """Write a ledger row that had no reservation, and charge what it spent."""
-    if not await reports.write_request(conn, dialect, row):
+    if not reports.write_request(conn, row):
         return
     micros = usd_to_micros(row.cost_usd, "cost_usd")
     if (row.key_id is None and row.team is None) or (micros == 0 and row.tokens == 0):
         return
     team = row.team
     if row.key_id is not None and team is None:
-        found = await conn.execute(select(api_keys.c.team).where(api_keys.c.id == row.key_id))
-        team = found.scalar_one_or_none()
-    held, limited = await ledger.applicable(conn, row.key_id, team)
-    await ledger.charge(conn, held, limited, usd_micros=micros, tokens=row.tokens, now=now)
+        found = _KEY_TEAM.run(conn, {"key_id": row.key_id}).rows
+        team = found[0][0] if found else None
+    held, limited = ledger.applicable(conn, row.key_id, team)
+    ledger.charge(conn, held, limited, usd_micros=micros, tokens=row.tokens, now=now)
 
 
-async def stale_reservations(conn: AsyncConnection, cutoff: datetime) -> list[str]:
-    found = await conn.execute(
-        select(reservations.c.id).where(
-            reservations.c.state == "open", reservations.c.created_at < cutoff
-        )
-    )
-    return list(found.scalars().all())
+def stale_reservations(conn: Connection, cutoff: datetime) -> list[str]:
+    return [rid for (rid,) in _STALE.run(conn, {"cutoff": cutoff}).rows]
 
 
-async def sweep_reservation(conn: AsyncConnection, rid: str, now: datetime) -> bool:
-    """Release a reservation that is still open; False if it was closed meanwhile."""
-    result = await conn.execute(
-        update(reservations)
-        .where(reservations.c.id == rid, reservations.c.state == "open")
-        .values(state="swept", closed_at=now)
-    )
-    if result.rowcount != 1:
+def sweep_reservation(conn: Connection, rid: str, now: datetime) -> bool:
+    """Release a reservation that is still open; False if it was closed meanwhile. Its
+    holds stay on the row at 0, so that a late settle charges the same budgets."""
+    opened = _OPEN_HOLDS.run(conn, {"rid": rid}).rows
+    if not opened:
         return False
-    held, limited = await holds(conn, rid, released=False)
-    await ledger.release(conn, held, limited)
+    held, limited = load_holds(opened[0][0])
+    released = dump_holds([Hold(h.row_id, 0) for h in held], [Hold(h.row_id, 0) for h in limited])
+    if _SWEEP.run(conn, {"rid": rid, "closed": now, "released": released}).rowcount != 1:
+        return False
+    ledger.release(conn, held, limited)
     return True
 
 
-async def holds(
-    conn: AsyncConnection, rid: str, *, released: bool
-) -> tuple[list[Hold], list[Hold]]:
-    """What a reservation holds on budgets and on rate limits; all zero when a sweep
-    released it already."""
-    held = await conn.execute(
-        select(reservation_budgets.c.budget_id, reservation_budgets.c.amount).where(
-            reservation_budgets.c.reservation_id == rid
-        )
+def dump_holds(held: list[Hold], limited: list[Hold]) -> str:
+    """A reservation's holds as stored in ``reservations.holds``."""
+    return json.dumps(
+        {
+            "budgets": [[h.row_id, h.amount] for h in held],
+            "limits": [[h.row_id, h.amount] for h in limited],
+        },
+        separators=(",", ":"),
     )
-    limited = await conn.execute(
-        select(reservation_limits.c.rate_limit_id, reservation_limits.c.tokens).where(
-            reservation_limits.c.reservation_id == rid
-        )
-    )
+
+
+def load_holds(stored: str) -> tuple[list[Hold], list[Hold]]:
+    """What a reservation holds on budgets and on rate limits."""
+    holds = json.loads(stored)
     return (
-        [Hold(i, 0 if released else int(a)) for i, a in held.all()],
-        [Hold(i, 0 if released else int(t)) for i, t in limited.all()],
+        [Hold(int(i), int(a)) for i, a in holds["budgets"]],
+        [Hold(int(i), int(a)) for i, a in holds["limits"]],
     )

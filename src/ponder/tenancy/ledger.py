@@ -16,7 +16,9 @@ slip past a limit:
   request that overran its reservation is still charged in full).
 
 The functions here run inside a transaction the caller opened; rows are always touched in
-id order (budgets, then rate limits) so that PostgreSQL's row locks cannot deadlock.
+id order (budgets, then rate limits) so that PostgreSQL's row locks cannot deadlock. The
+statements are built once, with bound parameters, and run as :class:`Prepared` statements
+(building, hashing and executing a Core statement costs more than SQLite takes to run it).
 """
 
 from __future__ import annotations
@@ -24,13 +26,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import DateTime, and_, case, false, literal, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from ponder.errors import BudgetExceededError, RateLimitedError
 from ponder.tenancy.models import Period, Unit, micros_to_usd
+from ponder.tenancy.prepared import Prepared
 from ponder.tenancy.schema import budgets, rate_limits
 
 EPOCH = datetime(1970, 1, 1)  # the period start of a "total" budget: it never resets
@@ -58,76 +73,141 @@ class Hold:
     amount: int
 
 
-def owners(key_id: str | None, team: str | None) -> ColumnElement[bool]:
-    """The budgets that apply to a key and its team (either may be None)."""
-    return _scoped(budgets.c.scope, budgets.c.owner, key_id, team)
-
-
-def limit_owners(key_id: str | None, team: str | None) -> ColumnElement[bool]:
-    return _scoped(rate_limits.c.scope, rate_limits.c.owner, key_id, team)
-
-
-def _scoped(
-    scope: ColumnElement[str], owner: ColumnElement[str], key_id: str | None, team: str | None
-) -> ColumnElement[bool]:
-    found = [and_(scope == s, owner == o) for s, o in (("key", key_id), ("team", team)) if o]
-    return or_(false(), *found)
-
-
-def _at(moment: datetime) -> ColumnElement[datetime]:
-    return literal(moment, DateTime())
-
-
-def _period_ended(now: datetime) -> tuple[ColumnElement[bool], ColumnElement[datetime]]:
-    """Whether a budget row's period has ended at ``now``, and the start of the row's
-    current period, as SQL expressions over the row's own ``period``."""
-    current = case(
-        (budgets.c.period == "daily", _at(period_start("daily", now))),
-        (budgets.c.period == "monthly", _at(period_start("monthly", now))),
-        else_=_at(EPOCH),
+def _owned(scope: ColumnElement[str], owner: ColumnElement[str]) -> ColumnElement[bool]:
+    """The rows of the key ``:key_id`` and of the team ``:team`` (a NULL matches none)."""
+    return or_(
+        and_(scope == "key", owner == bindparam("key_id")),
+        and_(scope == "team", owner == bindparam("team")),
     )
-    return budgets.c.period_start < current, current
 
 
-async def reserve_budgets(
-    conn: AsyncConnection, key_id: str, team: str, *, usd_micros: int, tokens: int, now: datetime
+def owners(key_id: str | None, team: str | None) -> dict[str, Any]:
+    """The parameters of the statements that pick a key's and its team's rows."""
+    return {"key_id": key_id, "team": team}
+
+
+# -- the statements ----------------------------------------------------------------------
+_BUDGET_OWNED = _owned(budgets.c.scope, budgets.c.owner)
+_LIMIT_OWNED = _owned(rate_limits.c.scope, rate_limits.c.owner)
+
+KEY_BUDGETS = select(budgets).where(_BUDGET_OWNED).order_by(budgets.c.scope, budgets.c.id)
+HAS_LIMITS = select(rate_limits.c.id).where(_LIMIT_OWNED).limit(1)
+_BUDGET_IDS = Prepared(
+    select(budgets.c.id, budgets.c.unit).where(_BUDGET_OWNED).order_by(budgets.c.id)
+)
+_LIMIT_IDS = Prepared(select(rate_limits.c.id).where(_LIMIT_OWNED).order_by(rate_limits.c.id))
+_APPLICABLE = Prepared(
+    select(literal("budget").label("kind"), budgets.c.id)
+    .where(_BUDGET_OWNED)
+    .union_all(select(literal("limit").label("kind"), rate_limits.c.id).where(_LIMIT_OWNED))
+)
+
+# A budget row's current period start and whether its stored period has ended, from the
+# row's own ``period`` and the parameters :func:`_periods` gives.
+_CURRENT = case(
+    (budgets.c.period == "daily", bindparam("day_start", type_=DateTime())),
+    (budgets.c.period == "monthly", bindparam("month_start", type_=DateTime())),
+    else_=literal(EPOCH, DateTime()),
+)
+_ENDED = budgets.c.period_start < _CURRENT
+_SPENT = case((_ENDED, 0), else_=budgets.c.spent)
+_PERIOD_START = case((_ENDED, _CURRENT), else_=budgets.c.period_start)
+_AMOUNT = bindparam("amount", type_=BigInteger())
+_HELD = bindparam("held", type_=BigInteger())
+_BUDGET_ID = bindparam("budget_id", type_=Integer())
+
+_RESERVE_BUDGET = Prepared(
+    update(budgets)
+    .where(
+        budgets.c.id == _BUDGET_ID,
+        _SPENT + budgets.c.reserved + _AMOUNT <= budgets.c.amount_limit,
+        # An exhausted budget refuses even a request that reserves nothing.
+        _SPENT + budgets.c.reserved < budgets.c.amount_limit,
+    )
+    .values(spent=_SPENT, reserved=budgets.c.reserved + _AMOUNT, period_start=_PERIOD_START)
+)
+_CHARGE_BUDGET = Prepared(
+    update(budgets)
+    .where(budgets.c.id == _BUDGET_ID)
+    .values(
+        spent=_SPENT
+        + case(
+            (budgets.c.unit == "usd", bindparam("spent_micros", type_=BigInteger())),
+            else_=bindparam("spent_tokens", type_=BigInteger()),
+        ),
+        reserved=budgets.c.reserved - _HELD,
+        period_start=_PERIOD_START,
+    )
+)
+_RELEASE_BUDGET = Prepared(
+    update(budgets).where(budgets.c.id == _BUDGET_ID).values(reserved=budgets.c.reserved - _HELD)
+)
+
+_WINDOW = bindparam("window_at", type_=DateTime())
+_WINDOW_ENDED = rate_limits.c.window_start < _WINDOW
+_REQUESTS = case((_WINDOW_ENDED, 0), else_=rate_limits.c.requests)
+_USED = case((_WINDOW_ENDED, 0), else_=rate_limits.c.tokens)
+_WINDOW_START = case((_WINDOW_ENDED, _WINDOW), else_=rate_limits.c.window_start)
+_LIMIT_ID = bindparam("limit_id", type_=Integer())
+
+_RESERVE_LIMIT = Prepared(
+    update(rate_limits)
+    .where(
+        rate_limits.c.id == _LIMIT_ID,
+        or_(rate_limits.c.rpm.is_(None), rate_limits.c.rpm >= _REQUESTS + 1),
+        or_(
+            rate_limits.c.tpm.is_(None),
+            _USED + rate_limits.c.reserved_tokens + _AMOUNT <= rate_limits.c.tpm,
+        ),
+    )
+    .values(
+        requests=_REQUESTS + 1,
+        tokens=_USED,
+        reserved_tokens=rate_limits.c.reserved_tokens + _AMOUNT,
+        window_start=_WINDOW_START,
+    )
+)
+_CHARGE_LIMIT = Prepared(
+    update(rate_limits)
+    .where(rate_limits.c.id == _LIMIT_ID)
+    .values(
+        requests=_REQUESTS,
+        tokens=_USED + bindparam("spent_tokens", type_=BigInteger()),
+        reserved_tokens=rate_limits.c.reserved_tokens - _HELD,
+        window_start=_WINDOW_START,
+    )
+)
+_RELEASE_LIMIT = Prepared(
+    update(rate_limits)
+    .where(rate_limits.c.id == _LIMIT_ID)
+    .values(reserved_tokens=rate_limits.c.reserved_tokens - _HELD)
+)
+
+
+def _periods(now: datetime) -> dict[str, datetime]:
+    return {"day_start": period_start("daily", now), "month_start": period_start("monthly", now)}
+
+
+# -- reserving ---------------------------------------------------------------------------
+def reserve_budgets(
+    conn: Connection, key_id: str, team: str, *, usd_micros: int, tokens: int, now: datetime
 ) -> list[Hold]:
     """Hold ``usd_micros``/``tokens`` on every budget of the key and its team, or raise
     :class:`BudgetExceededError` naming the first that cannot take it."""
-    rows = (
-        await conn.execute(
-            select(budgets.c.id, budgets.c.unit).where(owners(key_id, team)).order_by(budgets.c.id)
-        )
-    ).all()
-    ended, current = _period_ended(now)
+    rows = _BUDGET_IDS.run(conn, owners(key_id, team)).rows
+    periods = _periods(now)
     holds = []
     for row_id, unit in rows:
         amount = usd_micros if unit == "usd" else tokens
-        spent = case((ended, 0), else_=budgets.c.spent)
-        result = await conn.execute(
-            update(budgets)
-            .where(
-                budgets.c.id == row_id,
-                spent + budgets.c.reserved + amount <= budgets.c.amount_limit,
-                # An exhausted budget refuses even a request that reserves nothing.
-                spent + budgets.c.reserved < budgets.c.amount_limit,
-            )
-            .values(
-                spent=spent,
-                reserved=budgets.c.reserved + amount,
-                period_start=case((ended, current), else_=budgets.c.period_start),
-            )
-        )
+        result = _RESERVE_BUDGET.run(conn, {"budget_id": row_id, "amount": amount, **periods})
         if result.rowcount != 1:
-            raise await _exhausted(conn, row_id, amount, now)
+            raise _exhausted(conn, row_id, amount, now)
         holds.append(Hold(row_id, amount))
     return holds
 
 
-async def _exhausted(
-    conn: AsyncConnection, row_id: int, amount: int, now: datetime
-) -> BudgetExceededError:
-    row = (await conn.execute(select(budgets).where(budgets.c.id == row_id))).one()
+def _exhausted(conn: Connection, row_id: int, amount: int, now: datetime) -> BudgetExceededError:
+    row = conn.execute(select(budgets).where(budgets.c.id == row_id)).one()
     current = period_start(row.period, now)
     spent = 0 if row.period_start < current else row.spent
     unit: Unit = row.unit
@@ -142,49 +222,24 @@ async def _exhausted(
     )
 
 
-async def reserve_limits(
-    conn: AsyncConnection, key_id: str, team: str, *, tokens: int, now: datetime
+def reserve_limits(
+    conn: Connection, key_id: str, team: str, *, tokens: int, now: datetime
 ) -> list[Hold]:
     """Count one request and hold ``tokens`` on every rate limit of the key and its team,
     or raise :class:`RateLimitedError` with the seconds left in the current window."""
-    rows = (
-        await conn.execute(
-            select(rate_limits.c.id).where(limit_owners(key_id, team)).order_by(rate_limits.c.id)
-        )
-    ).all()
+    rows = _LIMIT_IDS.run(conn, owners(key_id, team)).rows
     start = window_start(now)
-    ended = rate_limits.c.window_start < _at(start)
-    requests = case((ended, 0), else_=rate_limits.c.requests)
-    used = case((ended, 0), else_=rate_limits.c.tokens)
     holds = []
     for (row_id,) in rows:
-        result = await conn.execute(
-            update(rate_limits)
-            .where(
-                rate_limits.c.id == row_id,
-                or_(rate_limits.c.rpm.is_(None), requests + 1 <= rate_limits.c.rpm),
-                or_(
-                    rate_limits.c.tpm.is_(None),
-                    used + rate_limits.c.reserved_tokens + tokens <= rate_limits.c.tpm,
-                ),
-            )
-            .values(
-                requests=requests + 1,
-                tokens=used,
-                reserved_tokens=rate_limits.c.reserved_tokens + tokens,
-                window_start=case((ended, _at(start)), else_=rate_limits.c.window_start),
-            )
-        )
-        if result.rowcount != 1:
-            raise await _limited(conn, row_id, tokens, now)
+        params = {"limit_id": row_id, "amount": tokens, "window_at": start}
+        if _RESERVE_LIMIT.run(conn, params).rowcount != 1:
+            raise _limited(conn, row_id, tokens, now)
         holds.append(Hold(row_id, tokens))
     return holds
 
 
-async def _limited(
-    conn: AsyncConnection, row_id: int, tokens: int, now: datetime
-) -> RateLimitedError:
-    row = (await conn.execute(select(rate_limits).where(rate_limits.c.id == row_id))).one()
+def _limited(conn: Connection, row_id: int, tokens: int, now: datetime) -> RateLimitedError:
+    row = conn.execute(select(rate_limits).where(rate_limits.c.id == row_id)).one()
     start = window_start(now)
     fresh = row.window_start >= start
     requests = row.requests if fresh else 0
@@ -204,8 +259,9 @@ async def _limited(
     )
 
 
-async def charge(
-    conn: AsyncConnection,
+# -- settling and releasing --------------------------------------------------------------
+def charge(
+    conn: Connection,
     budget_holds: Sequence[Hold],
     limit_holds: Sequence[Hold],
     *,
@@ -215,58 +271,43 @@ async def charge(
 ) -> None:
     """Release each hold (its amount may be 0) and add the actual spend: ``usd_micros`` or
     ``tokens`` to each budget by its unit, ``tokens`` to each rate limit's window."""
-    ended, current = _period_ended(now)
-    for hold in sorted(budget_holds, key=lambda h: h.row_id):
-        actual = case((budgets.c.unit == "usd", usd_micros), else_=tokens)
-        await conn.execute(
-            update(budgets)
-            .where(budgets.c.id == hold.row_id)
-            .values(
-                spent=case((ended, 0), else_=budgets.c.spent) + actual,
-                reserved=budgets.c.reserved - hold.amount,
-                period_start=case((ended, current), else_=budgets.c.period_start),
-            )
+    if budget_holds:
+        spend = {"spent_micros": usd_micros, "spent_tokens": tokens, **_periods(now)}
+        _CHARGE_BUDGET.run_many(
+            conn,
+            [{"budget_id": h.row_id, "held": h.amount, **spend} for h in _in_order(budget_holds)],
         )
-    start = window_start(now)
-    ended_window = rate_limits.c.window_start < _at(start)
-    for hold in sorted(limit_holds, key=lambda h: h.row_id):
-        await conn.execute(
-            update(rate_limits)
-            .where(rate_limits.c.id == hold.row_id)
-            .values(
-                requests=case((ended_window, 0), else_=rate_limits.c.requests),
-                tokens=case((ended_window, 0), else_=rate_limits.c.tokens) + tokens,
-                reserved_tokens=rate_limits.c.reserved_tokens - hold.amount,
-                window_start=case((ended_window, _at(start)), else_=rate_limits.c.window_start),
-            )
+    if limit_holds:
+        window = {"spent_tokens": tokens, "window_at": window_start(now)}
+        _CHARGE_LIMIT.run_many(
+            conn,
+            [{"limit_id": h.row_id, "held": h.amount, **window} for h in _in_order(limit_holds)],
         )
 
 
-async def applicable(
-    conn: AsyncConnection, key_id: str | None, team: str | None
+def release(conn: Connection, budget_holds: Sequence[Hold], limit_holds: Sequence[Hold]) -> None:
+    """Give back what a reservation held, charging nothing (a request that never settled)."""
+    if budget_holds:
+        _RELEASE_BUDGET.run_many(
+            conn, [{"budget_id": h.row_id, "held": h.amount} for h in _in_order(budget_holds)]
+        )
+    if limit_holds:
+        _RELEASE_LIMIT.run_many(
+            conn, [{"limit_id": h.row_id, "held": h.amount} for h in _in_order(limit_holds)]
+        )
+
+
+def _in_order(holds: Sequence[Hold]) -> list[Hold]:
+    return sorted(holds, key=lambda h: h.row_id)
+
+
+def applicable(
+    conn: Connection, key_id: str | None, team: str | None
 ) -> tuple[list[Hold], list[Hold]]:
     """Zero holds on every budget and rate limit of a key and its team: for charging a
     request that reserved nothing."""
-    budget_ids = (await conn.execute(select(budgets.c.id).where(owners(key_id, team)))).scalars()
-    limit_ids = (
-        await conn.execute(select(rate_limits.c.id).where(limit_owners(key_id, team)))
-    ).scalars()
-    return [Hold(i, 0) for i in budget_ids], [Hold(i, 0) for i in limit_ids]
-
-
-async def release(
-    conn: AsyncConnection, budget_holds: Sequence[Hold], limit_holds: Sequence[Hold]
-) -> None:
-    """Give back what a reservation held, charging nothing (a request that never settled)."""
-    for hold in sorted(budget_holds, key=lambda h: h.row_id):
-        await conn.execute(
-            update(budgets)
-            .where(budgets.c.id == hold.row_id)
-            .values(reserved=budgets.c.reserved - hold.amount)
-        )
-    for hold in sorted(limit_holds, key=lambda h: h.row_id):
-        await conn.execute(
-            update(rate_limits)
-            .where(rate_limits.c.id == hold.row_id)
-            .values(reserved_tokens=rate_limits.c.reserved_tokens - hold.amount)
-        )
+    held: list[Hold] = []
+    limited: list[Hold] = []
+    for kind, row_id in _APPLICABLE.run(conn, owners(key_id, team)).rows:
+        (held if kind == "budget" else limited).append(Hold(row_id, 0))
+    return held, limited

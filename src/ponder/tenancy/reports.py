@@ -11,9 +11,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, case, func, select
+from sqlalchemy import Insert, Table, bindparam, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from ponder.errors import InvalidRequestError
 from ponder.tenancy.models import (
@@ -26,7 +26,11 @@ from ponder.tenancy.models import (
     to_db,
     usd_to_micros,
 )
+from ponder.tenancy.prepared import Prepared
 from ponder.tenancy.schema import request_calls, requests, traces
+
+_DIALECTS = ("sqlite", "postgresql")
+_TRACE_COLUMNS = ("body", "key_id", "team", "model", "created_at")
 
 
 def insert_once(dialect: str, table: Table, key: str) -> Insert:
@@ -36,7 +40,31 @@ def insert_once(dialect: str, table: Table, key: str) -> Insert:
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
 
 
-async def write_request(conn: AsyncConnection, dialect: str, row: RequestRow) -> bool:
+def _put(dialect: str) -> Insert:
+    """``INSERT`` of a trace that replaces one stored under the same id."""
+    if dialect == "postgresql":
+        pg = postgresql.insert(traces)
+        return pg.on_conflict_do_update(
+            index_elements=["trace_id"], set_={c: pg.excluded[c] for c in _TRACE_COLUMNS}
+        )
+    lite = sqlite.insert(traces)
+    return lite.on_conflict_do_update(
+        index_elements=["trace_id"], set_={c: lite.excluded[c] for c in _TRACE_COLUMNS}
+    )
+
+
+# Built once per dialect, run as prepared statements (a ledger row is on every request's
+# path); a Core execution keeps an INSERT's row count only when asked to.
+_WRITE_REQUEST = {
+    d: Prepared(insert_once(d, requests, "request_id").execution_options(preserve_rowcount=True))
+    for d in _DIALECTS
+}
+_WRITE_CALLS = Prepared(request_calls.insert())
+_PUT_TRACE = {d: Prepared(_put(d)) for d in _DIALECTS}
+_GET_TRACE = select(traces).where(traces.c.trace_id == bindparam("trace_id"))
+
+
+def write_request(conn: Connection, row: RequestRow) -> bool:
     """Insert a ledger row and its calls; False if the request is already in the ledger."""
     created = to_db(row.created_at)
     usage = row.usage
@@ -44,33 +72,33 @@ async def write_request(conn: AsyncConnection, dialect: str, row: RequestRow) ->
     counts += [usage.cached_prompt_tokens, usage.calls]
     if any(not isinstance(n, int) or n < 0 for n in counts) or not row.seconds >= 0:
         raise InvalidRequestError(f"request {row.request_id!r}: negative usage or duration")
-    result = await conn.execute(
-        insert_once(dialect, requests, "request_id").values(
-            request_id=row.request_id,
-            key_id=row.key_id,
-            team=row.team,
-            model=row.model,
-            strategy=row.strategy,
-            effort=row.effort,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cached_prompt_tokens=usage.cached_prompt_tokens,
-            calls=usage.calls,
-            cost_micros=usd_to_micros(row.cost_usd, "cost_usd"),
-            seconds=row.seconds,
-            outcome=row.outcome,
-            trace_id=row.trace_id,
-            created_at=created,
-            day=created.strftime("%Y-%m-%d"),
-        ),
-        execution_options={"preserve_rowcount": True},  # INSERT's count is not kept otherwise
+    result = _WRITE_REQUEST[conn.dialect.name].run(
+        conn,
+        {
+            "request_id": row.request_id,
+            "key_id": row.key_id,
+            "team": row.team,
+            "model": row.model,
+            "strategy": row.strategy,
+            "effort": row.effort,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cached_prompt_tokens": usage.cached_prompt_tokens,
+            "calls": usage.calls,
+            "cost_micros": usd_to_micros(row.cost_usd, "cost_usd"),
+            "seconds": row.seconds,
+            "outcome": row.outcome,
+            "trace_id": row.trace_id,
+            "created_at": created,
+            "day": created.strftime("%Y-%m-%d"),
+        },
     )
     if result.rowcount != 1:
         return False
     if row.calls:
-        await conn.execute(
-            request_calls.insert(),
+        _WRITE_CALLS.run_many(
+            conn,
             [
                 {
                     "request_id": row.request_id,
@@ -89,8 +117,8 @@ async def write_request(conn: AsyncConnection, dialect: str, row: RequestRow) ->
     return True
 
 
-async def usage(
-    conn: AsyncConnection,
+def usage(
+    conn: Connection,
     *,
     group_by: GroupBy,
     since: datetime | None,
@@ -131,7 +159,7 @@ async def usage(
     query = query.group_by(column).order_by(column.is_(None), column)
     out = []
     for group, count, ok, prompt, completion, reasoning, cached, calls, micros, seconds in (
-        await conn.execute(query)
+        conn.execute(query)
     ).all():
         out.append(
             {
@@ -151,9 +179,8 @@ async def usage(
     return out
 
 
-async def put_trace(
-    conn: AsyncConnection,
-    dialect: str,
+def put_trace(
+    conn: Connection,
     trace_id: str,
     body: dict[str, Any],
     *,
@@ -165,22 +192,18 @@ async def put_trace(
     """Store a trace, replacing one stored under the same id (one statement, so two
     writers of the same id cannot collide)."""
     values = {
+        "trace_id": trace_id,
         "body": json.dumps(body),
         "key_id": key_id,
         "team": team,
         "model": model,
         "created_at": to_db(now),
     }
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await conn.execute(
-        insert(traces)
-        .values(trace_id=trace_id, **values)
-        .on_conflict_do_update(index_elements=["trace_id"], set_=values)
-    )
+    _PUT_TRACE[conn.dialect.name].run(conn, values)
 
 
-async def get_trace(conn: AsyncConnection, trace_id: str) -> TraceRow | None:
-    row = (await conn.execute(select(traces).where(traces.c.trace_id == trace_id))).first()
+def get_trace(conn: Connection, trace_id: str) -> TraceRow | None:
+    row = conn.execute(_GET_TRACE, {"trace_id": trace_id}).first()
     if row is None:
         return None
     return TraceRow(

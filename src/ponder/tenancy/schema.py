@@ -95,34 +95,11 @@ reservations = Table(
     Column("state", String(8), nullable=False, index=True),  # open, settled, swept
     Column("created_at", DateTime, nullable=False),
     Column("closed_at", DateTime),
-)
-
-# What a reservation holds on each budget and each rate limit; settling or sweeping it
-# releases exactly these amounts.
-reservation_budgets = Table(
-    "reservation_budgets",
-    metadata,
-    Column(
-        "reservation_id",
-        String(40),
-        ForeignKey("reservations.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("budget_id", Integer, ForeignKey("budgets.id"), primary_key=True),
-    Column("amount", BigInteger, nullable=False),
-)
-
-reservation_limits = Table(
-    "reservation_limits",
-    metadata,
-    Column(
-        "reservation_id",
-        String(40),
-        ForeignKey("reservations.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("rate_limit_id", Integer, ForeignKey("rate_limits.id"), primary_key=True),
-    Column("tokens", BigInteger, nullable=False),
+    # What the reservation still holds on each budget and rate limit, as JSON:
+    # {"budgets": [[budget_id, amount], ...], "limits": [[rate_limit_id, tokens], ...]}.
+    # Settling releases exactly these amounts; a sweep releases them and sets them to 0
+    # (keeping the ids, so a late settle still charges its spend to the same rows).
+    Column("holds", Text, nullable=False),
 )
 
 requests = Table(

@@ -8,15 +8,21 @@ limit of its key and team, or refuses it), then ``settle`` (one transaction that
 exactly that hold, charges the actual spend and writes the ledger row). A reservation whose
 process died is released by ``sweep_stale``; a settle that arrives after the sweep still
 charges the spend.
+
+Each method is one transaction (see :mod:`ponder.tenancy.engine`): on SQLite the whole of it
+runs in one hop to a worker thread; the hot statements are built once, so a request pays for
+running them only.
 """
 
 from __future__ import annotations
 
 import hmac
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import exc, select, update
+from sqlalchemy import bindparam, exc, select, update
+from sqlalchemy.engine import Connection
 
 from ponder.errors import InvalidRequestError, TenantNotFoundError
 from ponder.tenancy import accounting, engine, ledger, reports
@@ -50,7 +56,11 @@ from ponder.tenancy.models import (
     usd_to_micros,
     utcnow,
 )
-from ponder.tenancy.schema import api_keys, rate_limits, teams
+from ponder.tenancy.schema import api_keys, teams
+
+_TEAM = select(teams).where(teams.c.name == bindparam("name"))
+_KEY_BY_DIGEST = select(api_keys).where(api_keys.c.secret_sha256 == bindparam("digest"))
+_ANY_LIVE_KEY = select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
 
 
 class TenancyStore:
@@ -63,8 +73,7 @@ class TenancyStore:
     async def open(cls, url: str) -> TenancyStore:
         """Connect to ``url`` (``sqlite:///PATH``, ``postgresql://...``) and create or
         migrate the schema to the newest revision."""
-        full = engine.async_url(url)
-        db = Database(engine.create_engine(full), serialize=engine.is_memory_sqlite(full))
+        db = engine.open_database(url)
         try:
             await engine.migrate(db)
         except BaseException:
@@ -98,20 +107,20 @@ class TenancyStore:
             "created_at": to_db(utcnow()),
         }
         try:
-            async with self._db.transaction() as conn:
-                await conn.execute(teams.insert().values(**values))
+            await self._db.run(lambda conn: conn.execute(teams.insert().values(**values)))
         except exc.IntegrityError as error:
             raise InvalidRequestError(f"team {name!r} already exists", param="name") from error
         return team_from_row(_AsRow(values))
 
     async def get_team(self, name: str) -> Team | None:
-        async with self._db.transaction(write=False) as conn:
-            row = (await conn.execute(select(teams).where(teams.c.name == name))).first()
+        row = await self._db.run(
+            lambda conn: conn.execute(_TEAM, {"name": name}).first(), write=False
+        )
         return None if row is None else team_from_row(row)
 
     async def list_teams(self) -> list[Team]:
-        async with self._db.transaction(write=False) as conn:
-            rows = (await conn.execute(select(teams).order_by(teams.c.name))).all()
+        query = select(teams).order_by(teams.c.name)
+        rows = await self._db.run(lambda conn: conn.execute(query).all(), write=False)
         return [team_from_row(r) for r in rows]
 
     async def create_key(
@@ -139,41 +148,50 @@ class TenancyStore:
             "created_at": to_db(utcnow()),
             "revoked_at": None,
         }
-        async with self._db.transaction() as conn:
-            found = await conn.execute(select(teams.c.name).where(teams.c.name == team))
-            if found.first() is None:
+
+        def body(conn: Connection) -> None:
+            if conn.execute(_TEAM, {"name": team}).first() is None:
                 raise TenantNotFoundError(f"no team {team!r}", param="team")
-            await conn.execute(api_keys.insert().values(**values))
+            conn.execute(api_keys.insert().values(**values))
+
+        await self._db.run(body)
         return key_from_row(_AsRow(values)), secret
 
     async def rotate_key(self, key_id: str) -> tuple[ApiKey, str]:
         """A new secret for the key (same id, permissions and budgets); the old secret stops
         working at once."""
         secret = new_secret()
-        async with self._db.transaction() as conn:
-            result = await conn.execute(
+
+        def body(conn: Connection) -> ApiKey:
+            result = conn.execute(
                 update(api_keys)
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(secret_sha256=hash_secret(secret), prefix=display_prefix(secret))
             )
-            row = await accounting.key_row(conn, key_id)
+            row = accounting.key_row(conn, key_id)
             if result.rowcount != 1:
                 raise InvalidRequestError(f"key {key_id!r} is revoked", param="key_id")
-        return key_from_row(row), secret
+            return key_from_row(row)
+
+        return await self._db.run(body), secret
 
     async def revoke_key(self, key_id: str) -> None:
         """Revoke the key for good (revoking a revoked key changes nothing)."""
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                update(api_keys)
-                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=to_db(utcnow()))
-            )
-            await accounting.key_row(conn, key_id)
+        revoke = (
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=to_db(utcnow()))
+        )
+
+        def body(conn: Connection) -> None:
+            conn.execute(revoke)
+            accounting.key_row(conn, key_id)
+
+        await self._db.run(body)
 
     async def get_key(self, key_id: str) -> ApiKey | None:
-        async with self._db.transaction(write=False) as conn:
-            row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+        query = select(api_keys).where(api_keys.c.id == key_id)
+        row = await self._db.run(lambda conn: conn.execute(query).first(), write=False)
         return None if row is None else key_from_row(row)
 
     async def list_keys(self, team: str | None = None) -> list[ApiKey]:
@@ -181,31 +199,30 @@ class TenancyStore:
         query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
         if team is not None:
             query = query.where(api_keys.c.team == team)
-        async with self._db.transaction(write=False) as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.run(lambda conn: conn.execute(query).all(), write=False)
         return [key_from_row(r) for r in rows]
 
     async def has_rate_limits(self, key: ApiKey) -> bool:
         """Whether any rpm or tpm limit applies to this key (its own or its team's)."""
-        query = select(rate_limits.c.id).where(ledger.limit_owners(key.id, key.team)).limit(1)
-        async with self._db.transaction(write=False) as conn:
-            return (await conn.execute(query)).first() is not None
+        owners = ledger.owners(key.id, key.team)
+        found = await self._db.run(
+            lambda conn: conn.execute(ledger.HAS_LIMITS, owners).first(), write=False
+        )
+        return found is not None
 
     async def has_keys(self) -> bool:
         """Whether any live key exists (a server with none runs in single-user mode)."""
-        query = select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
-        async with self._db.transaction(write=False) as conn:
-            return (await conn.execute(query)).first() is not None
+        found = await self._db.run(lambda conn: conn.execute(_ANY_LIVE_KEY).first(), write=False)
+        return found is not None
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The live key whose secret this is; None if it is unknown or revoked."""
         if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
             return None
         digest = hash_secret(secret)
-        async with self._db.transaction(write=False) as conn:
-            row = (
-                await conn.execute(select(api_keys).where(api_keys.c.secret_sha256 == digest))
-            ).first()
+        row = await self._db.run(
+            lambda conn: conn.execute(_KEY_BY_DIGEST, {"digest": digest}).first(), write=False
+        )
         if row is None or not hmac.compare_digest(row.secret_sha256, digest):
             return None
         return None if row.revoked_at is not None else key_from_row(row)
@@ -237,10 +254,11 @@ class TenancyStore:
     async def _upsert_budget(
         self, scope: Scope, owner: str, unit: Unit, period: Period, amount: int, at: datetime
     ) -> Budget:
-        async with self._db.transaction() as conn:
-            return await accounting.upsert_budget(
+        return await self._db.run(
+            lambda conn: accounting.upsert_budget(
                 conn, scope, owner, unit=unit, period=period, amount=amount, now=at
             )
+        )
 
     async def set_rate_limit(
         self,
@@ -259,8 +277,11 @@ class TenancyStore:
         at = to_db(now or utcnow())
         for attempt in range(2):
             try:
-                async with self._db.transaction() as conn:
-                    await accounting.upsert_rate_limit(conn, scope, owner, rpm=rpm, tpm=tpm, now=at)
+                await self._db.run(
+                    lambda conn: accounting.upsert_rate_limit(
+                        conn, scope, owner, rpm=rpm, tpm=tpm, now=at
+                    )
+                )
                 return
             except exc.IntegrityError:  # another process created it at the same moment
                 if attempt:
@@ -268,8 +289,8 @@ class TenancyStore:
 
     async def budgets(self, key: ApiKey, *, now: datetime | None = None) -> list[Budget]:
         """The key's budgets and its team's, as they stand in the current period."""
-        async with self._db.transaction(write=False) as conn:
-            return await accounting.key_budgets(conn, key, to_db(now or utcnow()))
+        at = to_db(now or utcnow())
+        return await self._db.run(lambda conn: accounting.key_budgets(conn, key, at), write=False)
 
     # -- reserve, settle, record, sweep --------------------------------------------------
 
@@ -284,10 +305,11 @@ class TenancyStore:
         if not isinstance(tokens, int) or tokens < 0:
             raise InvalidRequestError("tokens must be a whole number >= 0", param="tokens")
         at = to_db(now or utcnow())
-        async with self._db.transaction() as conn:
-            return await accounting.open_reservation(
+        return await self._db.run(
+            lambda conn: accounting.open_reservation(
                 conn, key, micros=micros, tokens=tokens, now=at
             )
+        )
 
     async def settle(
         self, reservation: Reservation, row: RequestRow, now: datetime | None = None
@@ -296,27 +318,27 @@ class TenancyStore:
         rate limit it held (in full, even past the reservation) and write its ledger row, in
         one transaction. A second settle of the same reservation does nothing."""
         at = to_db(now or utcnow())
-        async with self._db.transaction() as conn:
-            await accounting.settle_reservation(conn, self.dialect, reservation.id, row, at)
+        rid = reservation.id
+        await self._db.run(lambda conn: accounting.settle_reservation(conn, rid, row, at))
 
     async def record(self, row: RequestRow, now: datetime | None = None) -> None:
         """Write a ledger row for a request that reserved nothing. Whatever it spent is
         charged to its key's and team's budgets and token limits, like a settle's; a request
         already in the ledger is not written or charged again."""
         at = to_db(now or utcnow())
-        async with self._db.transaction() as conn:
-            await accounting.record_request(conn, self.dialect, row, at)
+        await self._db.run(lambda conn: accounting.record_request(conn, row, at))
 
     async def sweep_stale(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Release the reservations still open after ``older_than`` (their process died
         before settling); returns how many. A late settle still charges its spend."""
         at = to_db(now or utcnow())
-        async with self._db.transaction(write=False) as conn:
-            stale = await accounting.stale_reservations(conn, at - older_than)
+        cutoff = at - older_than
+        stale = await self._db.run(
+            lambda conn: accounting.stale_reservations(conn, cutoff), write=False
+        )
         swept = 0
         for rid in stale:
-            async with self._db.transaction() as conn:
-                swept += await accounting.sweep_reservation(conn, rid, at)
+            swept += await self._db.run(partial(accounting.sweep_reservation, rid=rid, now=at))
         return swept
 
     # -- reports and traces ---------------------------------------------------------------
@@ -332,10 +354,12 @@ class TenancyStore:
     ) -> list[dict[str, Any]]:
         """Ledger totals grouped by key, team, model, strategy or day (UTC), for requests
         created in ``[since, until)``, optionally for one key or team."""
-        async with self._db.transaction(write=False) as conn:
-            return await reports.usage(
+        return await self._db.run(
+            lambda conn: reports.usage(
                 conn, group_by=group_by, since=since, until=until, key_id=key_id, team=team
-            )
+            ),
+            write=False,
+        )
 
     async def put_trace(
         self,
@@ -346,22 +370,16 @@ class TenancyStore:
         team: str | None,
         model: str | None,
     ) -> None:
-        async with self._db.transaction() as conn:
-            await reports.put_trace(
-                conn,
-                self.dialect,
-                trace_id,
-                body,
-                key_id=key_id,
-                team=team,
-                model=model,
-                now=utcnow(),
+        now = utcnow()
+        await self._db.run(
+            lambda conn: reports.put_trace(
+                conn, trace_id, body, key_id=key_id, team=team, model=model, now=now
             )
+        )
 
     async def get_trace(self, trace_id: str) -> TraceRow | None:
         """The trace with the key and team that made it; the caller checks who may see it."""
-        async with self._db.transaction(write=False) as conn:
-            return await reports.get_trace(conn, trace_id)
+        return await self._db.run(lambda conn: reports.get_trace(conn, trace_id), write=False)
 
 
 class _AsRow:
