@@ -12,6 +12,7 @@ cannot be estimated the request is refused under a budget, unless the operator c
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import uuid
@@ -67,6 +68,7 @@ class Accounts:
         self._controls: TTLCache[str, Controls] = TTLCache(KEY_CACHE_SECONDS)
         self._keys_exist = False  # once a key exists this process never goes back to one user
         self._no_keys_until = 0.0
+        self._rows = GroupCommit(store)
 
     def forget(self) -> None:
         """Drop what was cached about keys (after an admin changed them)."""
@@ -258,7 +260,7 @@ class Accounts:
             if admission is not None and admission.reservation is not None:
                 await self.store.settle(admission.reservation, row)
             else:
-                await self.store.record(row)
+                await self._rows.write(row)
             if trace is not None:
                 await self.store.put_trace(
                     trace.id,
@@ -310,3 +312,38 @@ class TTLCache(Generic[K, V]):
 
     def clear(self) -> None:
         self._items.clear()
+
+
+class GroupCommit:
+    """Ledger rows of requests that reserved nothing, written in shared transactions: a row
+    that arrives while a write is under way joins the next one. Each caller still waits
+    until its own row is committed, so nothing is acknowledged before it is durable; under
+    load, many requests share one commit."""
+
+    def __init__(self, store: TenancyStore | None) -> None:
+        self.store = store
+        self._pending: list[tuple[RequestRow, asyncio.Future[None]]] = []
+        self._writing = False
+
+    async def write(self, row: RequestRow) -> None:
+        assert self.store is not None
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, done))
+        if not self._writing:
+            self._writing = True
+            try:
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    try:
+                        await self.store.record_many([r for r, _ in batch])
+                    except BaseException as exc:
+                        for _, waiter in batch:
+                            if not waiter.done():
+                                waiter.set_exception(exc)
+                    else:
+                        for _, waiter in batch:
+                            if not waiter.done():
+                                waiter.set_result(None)
+            finally:
+                self._writing = False
+        await done

@@ -17,6 +17,7 @@ running them only.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -327,6 +328,17 @@ class TenancyStore:
         already in the ledger is not written or charged again."""
         at = to_db(now or utcnow())
         await self._db.run(lambda conn: accounting.record_request(conn, row, at))
+
+    async def record_many(self, rows: Sequence[RequestRow], now: datetime | None = None) -> None:
+        """:meth:`record` for several rows in one transaction (a group commit): all are
+        written, or none."""
+        at = to_db(now or utcnow())
+
+        def write(conn: Connection) -> None:
+            for row in rows:
+                accounting.record_request(conn, row, at)
+
+        await self._db.run(write)
 
     async def sweep_stale(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Release the reservations still open after ``older_than`` (their process died
