@@ -35,169 +35,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import secrets
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from overhead import Connection, free_port, server
+from budget_race_servers import (
+    ADMIN,
+    MODEL,
+    PRICE_COMPLETION,
+    PRICE_PROMPT,
+    postgres,
+    prompt_bound,
+    serve,
+)
+from launch import free_port, server
+from loopback_client import Connection, chat_request
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = "race-model"
-ADMIN = "bench-admin-secret"
-# Dollars per million tokens: whole micro-dollars per token, so money sums are exact.
-PRICE_PROMPT, PRICE_COMPLETION = 10.0, 30.0
 MESSAGES = [{"role": "user", "content": "How much of the budget is left for me?"}]
 DATABASES = {
     "sqlite": ("SQLite file, 1 replica", 1),
     "postgres": ("PostgreSQL, 1 replica", 1),
     "postgres2": ("PostgreSQL, 2 replicas", 2),
 }
-
-
-# -- the fake endpoint -------------------------------------------------------------------
-def prompt_bound(messages: list[dict[str, Any]]) -> int:
-    """Ponder's own upper bound on a prompt's tokens (what it reserves for it)."""
-    from ponder.types import GenerationRequest, Message
-
-    request = GenerationRequest(
-        messages=tuple(Message(role=m["role"], content=str(m["content"])) for m in messages)
-    )
-    return request.prompt_token_bound()
-
-
-def fake_app(delay: float, overrun: int = 0) -> Callable[..., Awaitable[None]]:
-    """A chat endpoint that spends each request's worst case (the prompt bound plus ``n`` x
-    ``max_tokens``, and ``overrun`` tokens more, as an endpoint that ignores ``max_tokens``
-    would) after ``delay`` seconds; ``GET /stats`` returns what it has served."""
-    served = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
-    headers = [(b"content-type", b"application/json")]
-
-    async def reply(send: Any, status: int, body: bytes) -> None:
-        sized = [*headers, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": sized})
-        await send({"type": "http.response.body", "body": body})
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["method"] == "GET":
-            await reply(
-                send, 200, json.dumps(served).encode() if scope["path"] == "/stats" else b"{}"
-            )
-            return
-        raw, more = b"", True
-        while more:
-            message = await receive()
-            raw += message.get("body", b"")
-            more = message.get("more_body", False)
-        request = json.loads(raw)
-        n, max_tokens = int(request.get("n") or 1), int(request["max_tokens"])
-        prompt, completion = prompt_bound(request["messages"]), n * max_tokens + overrun
-        await asyncio.sleep(delay)
-        served["requests"] += 1
-        served["prompt_tokens"] += prompt
-        served["completion_tokens"] += completion
-        body = {
-            "id": "chatcmpl-race",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": request["model"],
-            "choices": [
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": " tok" * max_tokens},
-                    "finish_reason": "length",
-                }
-                for i in range(n)
-            ],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
-        }
-        await reply(send, 200, json.dumps(body).encode())
-
-    return app
-
-
-def ponder_app() -> Any:
-    """Ponder in pass-through mode on ``$PONDER_DATABASE_URL``, for uvicorn's factory."""
-    from ponder.config import PonderConfig, Price, ProviderConfig
-    from ponder.server.app import create_app
-
-    provider = ProviderConfig(
-        name="fake", base_url=os.environ["PONDER_BENCH_UPSTREAM"], models=(MODEL,), max_retries=0
-    )
-    config = PonderConfig(
-        providers=(provider,),
-        default_strategy=None,
-        prices={MODEL: Price(PRICE_PROMPT, PRICE_COMPLETION)},
-    )
-    return create_app(config, admin_key=ADMIN)
-
-
-def serve(role: str, port: int) -> None:
-    import uvicorn
-
-    if role == "fake":
-        delay = float(os.environ.get("PONDER_BENCH_DELAY_MS", "0")) / 1000
-        overrun = int(os.environ.get("PONDER_BENCH_OVERRUN", "0"))
-        app: Any = fake_app(delay, overrun)
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        return
-    uvicorn.run(
-        "budget_race:ponder_app",
-        factory=True,
-        app_dir=str(Path(__file__).resolve().parent),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
-
-
-# -- databases ------------------------------------------------------------------------------
-@contextmanager
-def postgres() -> Iterator[Callable[[], str]]:
-    """A throwaway PostgreSQL server (tests/postgres.py's), yielding a function that creates
-    a fresh database on it and returns its URL; everything is dropped and stopped after."""
-    sys.path.insert(0, str(ROOT))
-    import pytest
-    from tests.postgres import _start, postgres_bin_dir
-
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        raise LookupError("no PostgreSQL binaries (apt-get install postgresql)")
-    try:
-        pg, base, stop = _start(bin_dir)
-    except pytest.fail.Exception as error:
-        raise RuntimeError(str(error)) from None
-    made: list[str] = []
-
-    def new_database() -> str:
-        made.append(pg.create_database())
-        return pg.url(made[-1])
-
-    try:
-        yield new_database
-    finally:
-        for name in made:
-            pg.drop_database(name)
-        subprocess.run(stop, cwd=base, capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 # -- one run ------------------------------------------------------------------------------
@@ -243,13 +109,8 @@ class Run:
 
 
 def chat_bytes(port: int, secret: str, max_tokens: int) -> bytes:
-    payload = json.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens}).encode()
-    head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: application/json\r\nAuthorization: Bearer {secret}\r\n"
-        f"Content-Length: {len(payload)}\r\n\r\n"
-    )
-    return head.encode() + payload
+    body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens}
+    return chat_request(port, body, secret)
 
 
 async def fire(ports: list[int], secret: str, args: argparse.Namespace) -> list[tuple[int, bytes]]:

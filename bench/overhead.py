@@ -32,233 +32,32 @@ import asyncio
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-MODEL = "fake-model"
-PROVIDER = "fake"
-CONTENT_CHUNKS = 8
+import launch
+from fake_endpoint import MODEL, check
+from launch import free_port
+from loopback_client import Connection, chat_request
+from overhead_servers import serve
+
 GOALS = {"added_p50_ms": 1.0, "added_p99_ms": 5.0, "through_rps": 1000.0}
 
 
-# -- the fake endpoint -------------------------------------------------------------------
-def fake_app() -> Callable[..., Awaitable[None]]:
-    """A minimal OpenAI chat endpoint: one canned completion, or CONTENT_CHUNKS content
-    chunks (plus a usage chunk when asked) as SSE. No framework, no validation."""
-    usage = {"prompt_tokens": 9, "completion_tokens": CONTENT_CHUNKS, "total_tokens": 17}
-    json_headers = [(b"content-type", b"application/json")]
-    sse_headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
-
-    def completion(model: str) -> bytes:
-        return json.dumps(
-            {
-                "id": "chatcmpl-bench",
-                "object": "chat.completion",
-                "created": 1700000000,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "canned " * CONTENT_CHUNKS},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": usage,
-            },
-            separators=(",", ":"),
-        ).encode()
-
-    def chunk(model: str, choices: list[Any], usage_: Any = None) -> bytes:
-        payload = {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion.chunk",
-            "created": 1700000000,
-            "model": model,
-            "choices": choices,
-            "usage": usage_,
-        }
-        return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["method"] == "GET":
-            await send({"type": "http.response.start", "status": 200, "headers": json_headers})
-            await send({"type": "http.response.body", "body": b"{}"})
-            return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        request = json.loads(body)
-        model = str(request.get("model", MODEL))
-        if not request.get("stream"):
-            reply = completion(model)
-            headers = [*json_headers, (b"content-length", str(len(reply)).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": reply})
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": sse_headers})
-        first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-        events = [chunk(model, [first])]
-        for k in range(CONTENT_CHUNKS):
-            last = k == CONTENT_CHUNKS - 1
-            delta = {"index": 0, "delta": {"content": "canned "}, "finish_reason": None}
-            if last:
-                delta["finish_reason"] = "stop"
-            events.append(chunk(model, [delta]))
-        if (request.get("stream_options") or {}).get("include_usage"):
-            events.append(chunk(model, [], usage))
-        events.append(b"data: [DONE]\n\n")
-        for event in events:
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-
-    return app
+def server(
+    role: str, port: int, *, script: str | Path = __file__, **options: Any
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """Run this script's server ``role`` (or ``script``'s) until the block ends, as
+    :func:`launch.server` does; bench/admission_overhead.py starts the canned fake so."""
+    return launch.server(role, port, script=script, **options)
 
 
-def ponder_app() -> Any:
-    """The Ponder server in pass-through mode, for uvicorn's factory import (workers)."""
-    from ponder.config import PonderConfig, ProviderConfig
-    from ponder.server.app import create_app
-
-    provider = ProviderConfig(
-        name=PROVIDER,
-        base_url=os.environ["PONDER_BENCH_UPSTREAM"],
-        models=(MODEL,),
-        max_retries=0,
-    )
-    config = PonderConfig(providers=(provider,), default_strategy=None, trace_db=":memory:")
-    return create_app(config)
-
-
-def module_app() -> Any:
-    """A bare FastAPI route on :class:`ponder.gateway.passthrough.PassThrough`: no routing,
-    metering or validation, so the floor for a server that passes through with it."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import Response, StreamingResponse
-
-    from ponder.backends.endpoint import EndpointConfig
-    from ponder.gateway.passthrough import Forwarded, PassThrough
-
-    endpoint = EndpointConfig(base_url=os.environ["PONDER_BENCH_UPSTREAM"])
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with PassThrough() as passthrough:
-            app.state.passthrough = passthrough
-            yield
-
-    app = FastAPI(lifespan=lifespan)
-
-    # Plain Starlette routes: the handler gets the request as it is, nothing validated.
-    async def health(request: Request) -> Response:
-        return Response(b'{"status":"ok"}', media_type="application/json")
-
-    async def chat(request: Request) -> Response:
-        body = json.loads(await request.body())
-        passthrough: PassThrough = request.app.state.passthrough
-        if body.get("stream"):
-            reply = await passthrough.open_stream(endpoint, MODEL, body)
-            if not isinstance(reply, Forwarded):
-                return StreamingResponse(reply, media_type="text/event-stream")
-        else:
-            reply = await passthrough.forward(endpoint, MODEL, body)
-        return Response(reply.content, reply.status_code, media_type="application/json")
-
-    app.add_route("/health", health, methods=["GET"])
-    app.add_route("/v1/chat/completions", chat, methods=["POST"])
-    return app
-
-
-def serve(role: str, port: int, workers: int, access_log: bool) -> None:
-    import uvicorn
-
-    if role == "fake":
-        uvicorn.run(
-            fake_app(),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=access_log,
-            lifespan="off",
-        )
-        return
-    uvicorn.run(
-        f"overhead:{role}_app",
-        factory=True,
-        app_dir=str(Path(__file__).resolve().parent),
-        host="127.0.0.1",
-        port=port,
-        workers=workers,
-        log_level="info" if access_log else "warning",
-        access_log=access_log,
-    )
-
-
-# -- a cheap keep-alive HTTP/1.1 client ---------------------------------------------------
-class Connection:
-    """One keep-alive connection; ``request`` sends prepared bytes and reads one response
-    (Content-Length or chunked), returning its status and body."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-            sock = self.writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        assert self.reader is not None
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
-        headers = {}
-        for line in lines[1:]:
-            if line:
-                name, _, value = line.partition(b":")
-                headers[name.strip().lower()] = value.strip().lower()
-        if b"content-length" in headers:
-            body = await self.reader.readexactly(int(headers[b"content-length"]))
-        elif headers.get(b"transfer-encoding") == b"chunked":
-            parts = []
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    await self.reader.readuntil(b"\r\n")
-                    break
-                parts.append((await self.reader.readexactly(size + 2))[:-2])
-            body = b"".join(parts)
-        else:
-            body = await self.reader.read()
-            headers[b"connection"] = b"close"
-        if headers.get(b"connection") == b"close":
-            await self.close()
-        return status, body
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with suppress(OSError):
-                await self.writer.wait_closed()
-        self.reader = self.writer = None
-
-
+# -- the requests -------------------------------------------------------------------------
 def prepared(port: int, stream: bool) -> bytes:
     body: dict[str, Any] = {
         "model": MODEL,
@@ -267,24 +66,10 @@ def prepared(port: int, stream: bool) -> bytes:
     }
     if stream:
         body["stream"] = True
-    payload = json.dumps(body).encode()
-    head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: application/json\r\nAuthorization: Bearer bench\r\n"
-        f"Content-Length: {len(payload)}\r\n\r\n"
-    )
-    return head.encode() + payload
+    return chat_request(port, body, "bench")
 
 
-def check(status: int, body: bytes, stream: bool) -> bool:
-    if status != 200:
-        return False
-    if stream:
-        return body.count(b"canned") == CONTENT_CHUNKS and body.endswith(b"data: [DONE]\n\n")
-    return b"canned" in body
-
-
-# -- measurements ---------------------------------------------------------------------------
+# -- measurements -------------------------------------------------------------------------
 @dataclass
 class Target:
     name: str
@@ -402,66 +187,7 @@ async def measure(args: argparse.Namespace, direct: Target, others: list[Target]
     return rows
 
 
-# -- processes ------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def server(
-    role: str,
-    port: int,
-    *,
-    workers: int,
-    access_log: bool,
-    env: dict[str, str],
-    script: str | Path | None = None,
-) -> Any:
-    """Run ``script --serve role`` (this script by default; the other bench scripts pass
-    their own, with the same flags) in a process group of its own, until the block ends."""
-    command = [
-        sys.executable,
-        str(Path(script or __file__).resolve()),
-        "--serve",
-        role,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    if access_log:
-        command.append("--access-log")
-    proc = subprocess.Popen(command, env={**os.environ, **env}, start_new_session=True)
-    try:
-        wait_ready(port, proc, "/" if role == "fake" else "/health")
-        yield proc
-    finally:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], path: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
-        with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(request)
-            if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"server on port {port} did not start in {timeout:.0f} s")
-
-
+# -- the report ---------------------------------------------------------------------------
 def environment() -> dict[str, str]:
     def have(module: str) -> bool:
         try:

@@ -9,6 +9,7 @@ such a request through to the model instead of dropping them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,3 +171,45 @@ def test_ponder_ask_is_the_one_line_library_face(tmp_path: Path) -> None:
         reply = ponder.ask("What is 40 + 2?", model="served", strategy="cot", config=str(path))
     assert reply.strategy == "cot" and "The answer is 4" in reply.text
     assert reply.usage.calls == 1 and reply.usage.total_tokens > 0
+
+
+async def test_a_stream_that_fails_to_open_still_settles_its_reservation() -> None:
+    from ponder.backends.base import Capabilities
+    from ponder.errors import ContextOverflowError
+    from ponder.types import Completion
+
+    class Refuses:
+        name = "refuses"
+        capabilities = Capabilities()
+
+        async def generate(self, request: GenerationRequest) -> Completion:
+            raise ContextOverflowError("too long")
+
+        def stream(self, request: GenerationRequest) -> Any:
+            raise ContextOverflowError("too long")
+
+        async def aclose(self) -> None:
+            pass
+
+    config = PonderConfig(
+        default_model="r", database_url="sqlite:///:memory:", default_strategy=None
+    )
+    registry = BackendRegistry(config)
+    registry.register("r", Refuses())  # type: ignore[arg-type]
+    async with Gateway(config, registry=registry) as gw:
+        store = gw.accounts.store
+        assert store is not None
+        await store.create_team("t")
+        key, secret = await store.create_key("t", "k")
+        await store.set_budget("key", key.id, unit="tokens", period="total", limit=10_000)
+        caller = await gw.accounts.caller(secret)
+        request = GenerationRequest(messages=ask().messages, sampling=SamplingParams(max_tokens=64))
+        call = ChatCall("r", request, caller=caller)
+        plan = await gw.plan(call)
+        assert plan.admission.reservation is not None
+        with pytest.raises(ContextOverflowError):
+            await gw.stream(call, plan)
+        (budget,) = await store.budgets(key)
+        assert budget.reserved == 0 and budget.spent == 0  # released, nothing charged
+        (row,) = await store.usage(group_by="key", since=None, until=None)
+        assert row["requests"] == 1 and row["ok"] == 0

@@ -1,117 +1,30 @@
 """The pass-through against a loopback endpoint: what goes upstream is what the client sent
 (``model`` replaced), what comes back is what the endpoint said, and usage is exact or says
-it is not."""
+it is not. Streams relayed, cut and framed: tests/test_passthrough_stream.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
-import httpx
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from ponder.backends.endpoint import EndpointConfig
 from ponder.errors import BackendError, BackendTimeoutError, BackendUnavailableError
-from ponder.gateway.call import Plan
-from ponder.gateway.forwarding import ForwardedStream, Forwarder
 from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream, upstream_body
-from ponder.reasoning.selection import Selection
 from ponder.types import Usage
-from tests.fake_openai import LONG_TOKENS, THINKING, answer_tokens, free_port, make_app, serve_app
-
-SCHEMA = {
-    "type": "object",
-    "properties": {"answer": {"type": "integer"}},
-    "required": ["answer"],
-    "additionalProperties": False,
-}
-
-# Everything the SDK-built pass-through used to drop, rename, add or consume.
-RICH: dict[str, Any] = {
-    "model": "client-name",
-    "messages": [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "What is six times seven?"},
-    ],
-    "user": "user-123",
-    "metadata": {"session": "abc", "tier": "gold"},
-    "parallel_tool_calls": False,
-    "logit_bias": {"1734": -100, "50256": 5},
-    "service_tier": "flex",
-    "reasoning_effort": "low",
-    "chat_template_kwargs": {"enable_thinking": False},
-    "guided_json": SCHEMA,
-    "guided_decoding_backend": "xgrammar",
-    "top_k": 5,
-    "response_format": {
-        "type": "json_schema",
-        "json_schema": {"name": "answer_schema", "strict": True, "schema": SCHEMA},
-    },
-    "tools": [
-        {
-            "type": "function",
-            "function": {
-                "name": "calc",
-                "description": "Evaluate arithmetic.",
-                "parameters": {"type": "object", "properties": {"expr": {"type": "string"}}},
-                "strict": True,
-            },
-        }
-    ],
-    "tool_choice": {"type": "function", "function": {"name": "calc"}},
-    "unknown_vendor_field": {"nested": [1, 2.5, None, True, "ünïcode ✓"], "big": 2**53 + 1},
-    "max_tokens": 3,
-    "seed": 7,
-}
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[tuple[str, Any]]:
-    app = make_app()
-    with serve_app(app) as url:
-        yield url, app
-
-
-@pytest.fixture
-async def passthrough() -> AsyncIterator[PassThrough]:
-    async with PassThrough(trust_env=False) as pt:
-        yield pt
-
-
-def endpoint(fake: tuple[str, Any], profile: str, **config: Any) -> EndpointConfig:
-    return EndpointConfig(base_url=f"{fake[0]}/{profile}/v1", **config)
-
-
-@asynccontextmanager
-async def hand_written(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> AsyncIterator[EndpointConfig]:
-    """An endpoint on 127.0.0.1 that answers every chat request with ``handler``."""
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", handler)
-    async with TestServer(app, host="127.0.0.1") as server:
-        yield EndpointConfig(base_url=str(server.make_url("/v1")))
-
-
-def last_request(fake: tuple[str, Any]) -> tuple[str, dict[str, Any], dict[str, str]]:
-    app = fake[1]
-    profile, body = app.state.requests[-1]
-    return profile, body, app.state.headers[-1]
-
-
-async def relay(stream: RelayStream) -> bytes:
-    async with stream:
-        return b"".join([part async for part in stream])
-
-
-def events(raw: bytes) -> list[bytes]:
-    return [e + b"\n\n" for e in raw.split(b"\n\n") if e]
+from tests.fake_openai import THINKING, answer_tokens, free_port
+from tests.passthrough_helpers import (  # noqa: F401
+    RICH,
+    endpoint,
+    hand_written,
+    last_request,
+    open_passthrough,
+    relay,
+    served_fake,
+)
 
 
 # -- fidelity -----------------------------------------------------------------------------
@@ -191,56 +104,6 @@ def test_a_providers_stream_options_go_only_with_a_stream() -> None:
     assert not added and "stream_options" not in json.loads(payload)
     payload, added = upstream_body(config, "up", {"messages": [], "stream": True})
     assert added and json.loads(payload)["stream_options"] == {**options, "include_usage": True}
-
-
-@pytest.mark.parametrize(
-    "options",
-    [None, {"include_usage": True}, {"include_usage": False, "continuous_usage_stats": False}],
-    ids=["not-asked", "asked", "asked-false"],
-)
-async def test_stream_relays_the_endpoints_bytes(
-    fake: tuple[str, Any], passthrough: PassThrough, options: dict[str, Any] | None
-) -> None:
-    config = endpoint(fake, "vllm", api_key="k")
-    client_body: dict[str, Any] = {**RICH, "stream": True}
-    if options is not None:
-        client_body["stream_options"] = options
-    asked = bool(options and options.get("include_usage"))
-
-    # What the endpoint sends for the body Ponder sends it, fetched directly.
-    payload, added = upstream_body(config, "up-m", client_body)
-    assert added is not asked
-    async with httpx.AsyncClient(trust_env=False) as direct:
-        upstream = (
-            await direct.post(
-                f"{config.base_url}/chat/completions",
-                content=payload,
-                headers={"content-type": "application/json"},
-            )
-        ).content
-    usage_events = [e for e in events(upstream) if b'"choices": [], "usage": {' in e]
-    assert len(usage_events) == 1
-
-    stream = await passthrough.open_stream(config, "up-m", client_body)
-    assert isinstance(stream, RelayStream) and stream.added_usage is added
-    relayed = await relay(stream)
-
-    _, body, _ = last_request(fake)
-    expected = {**client_body, "model": "up-m"}
-    if not asked:
-        expected["stream_options"] = {**(options or {}), "include_usage": True}
-    assert body == expected
-    assert "logprobs" not in body and "temperature" not in body
-    if asked:
-        assert relayed == upstream
-    else:
-        assert relayed == upstream.replace(usage_events[0], b"")
-        assert b'"usage": {' not in relayed
-    assert relayed.endswith(b"data: [DONE]\n\n")
-    # Usage is the endpoint's report either way.
-    tokens = len(answer_tokens(0, 7)[:3])
-    assert stream.usage == Usage(prompt_tokens=7, completion_tokens=tokens, calls=1)
-    assert stream.exact and stream.finished
 
 
 # -- usage --------------------------------------------------------------------------------
@@ -360,205 +223,7 @@ async def test_the_wrong_call_for_the_body(passthrough: PassThrough) -> None:
         await passthrough.open_stream(config, "m", {"messages": []})
 
 
-# -- cancellation -------------------------------------------------------------------------
-async def wait_for_stream_end(app: Any, profile: str) -> tuple[int, bool]:
-    async with asyncio.timeout(10):
-        while True:
-            ends = [(sent, done) for p, sent, done in app.state.streams if p == profile]
-            if ends:
-                return ends[-1]
-            await asyncio.sleep(0.02)
-
-
-async def test_closing_a_stream_closes_the_upstream_response(
-    fake: tuple[str, Any], passthrough: PassThrough
-) -> None:
-    body = {"model": "x", "messages": [{"role": "user", "content": "go"}], "stream": True}
-    fake[1].state.streams.clear()
-    stream = await passthrough.open_stream(endpoint(fake, "long"), "m", body)
-    assert isinstance(stream, RelayStream)
-    got = 0
-    async for part in stream:
-        got += part.count(b"data: ")
-        if got >= 5:
-            break
-    await stream.aclose()
-    sent, completed = await wait_for_stream_end(fake[1], "long")
-    assert not completed and sent < LONG_TOKENS
-    # Cut before the usage chunk: the usage is unknown and says so.
-    assert stream.usage == Usage(calls=1) and not stream.exact and not stream.finished
-    assert [part async for part in stream] == []  # closed for good
-    await stream.aclose()  # idempotent
-
-
-async def test_a_cancelled_relay_closes_the_upstream_response(
-    fake: tuple[str, Any], passthrough: PassThrough
-) -> None:
-    body = {
-        "model": "x",
-        "messages": [{"role": "user", "content": "go"}],
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    fake[1].state.streams.clear()
-    stream = await passthrough.open_stream(endpoint(fake, "long"), "m", body)
-    assert isinstance(stream, RelayStream)
-    started = asyncio.Event()
-
-    async def client() -> None:
-        # What a server's response task does: relay until the client goes away.
-        async for _ in stream:
-            started.set()
-
-    task = asyncio.create_task(client())
-    await asyncio.wait_for(started.wait(), 10)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    sent, completed = await wait_for_stream_end(fake[1], "long")
-    assert not completed and sent < LONG_TOKENS
-    assert not stream.exact
-    await stream.aclose()
-
-
-# -- SSE framing, against hand-written streams ---------------------------------------------
-def parts_of(parts: list[bytes], *, fail: Exception | None = None) -> AsyncIterator[bytes]:
-    async def body() -> AsyncIterator[bytes]:
-        for part in parts:
-            yield part
-        if fail is not None:
-            raise fail
-
-    return body()
-
-
-def chunk(choices: list[Any], usage: dict[str, Any] | None = None, sep: bytes = b"\n\n") -> bytes:
-    payload = {"id": "c", "object": "chat.completion.chunk", "choices": choices, "usage": usage}
-    return b"data: " + json.dumps(payload).encode() + sep
-
-
-USAGE = {
-    "prompt_tokens": 4,
-    "completion_tokens": 2,
-    "total_tokens": 6,
-    "completion_tokens_details": {"reasoning_tokens": 1},
-}
-DELTA = [{"index": 0, "delta": {"content": 'say "usage": {'}, "finish_reason": None}]
-LAST = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
-
-
-async def relay_parts(
-    parts: list[bytes], body: dict[str, Any], *, fail: Exception | None = None
-) -> tuple[list[bytes], RelayStream]:
-    """Relay a reply that arrives split into exactly ``parts`` (what the HTTP client yields
-    as they come), for the body Ponder sends upstream for ``body``."""
-    _, added = upstream_body(EndpointConfig(base_url="http://up/v1"), "m", body)
-    closed: list[bool] = []
-    stream = RelayStream(
-        parts_of(parts, fail=fail),
-        added_usage=added,
-        where="m at http://up/v1",
-        on_close=lambda: closed.append(True),
-    )
-    try:
-        async with stream:
-            return [part async for part in stream], stream
-    finally:
-        assert closed == [True]  # the upstream response is closed once, however it ends
-
-
-@pytest.mark.parametrize("sep", [b"\n\n", b"\r\n\r\n", b"\r\r"], ids=["lf", "crlf", "cr"])
-async def test_events_split_anywhere_are_relayed_whole(sep: bytes) -> None:
-    raw = (
-        b": keep-alive" + sep
-        + chunk(DELTA, sep=sep)
-        + b"event: message" + sep[: len(sep) // 2] + chunk(LAST, sep=sep)
-        + chunk([], USAGE, sep=sep)
-        + b"data: [DONE]" + sep
-    )  # fmt: skip
-    usage_event = chunk([], USAGE, sep=sep)
-    one_byte_parts = [raw[i : i + 1] for i in range(len(raw))]
-    relayed, stream = await relay_parts(one_byte_parts, {"messages": [], "stream": True})
-    assert b"".join(relayed) == raw.replace(usage_event, b"")
-    # Every item holds whole events.
-    for part in relayed:
-        assert part.endswith(sep)
-    assert stream.usage == Usage(prompt_tokens=4, completion_tokens=2, reasoning_tokens=1, calls=1)
-    assert stream.exact
-
-    relayed, stream = await relay_parts(
-        [raw], {"messages": [], "stream": True, "stream_options": {"include_usage": True}}
-    )
-    assert relayed == [raw] and stream.exact
-
-
-async def test_usage_on_a_content_chunk_is_read_and_relayed() -> None:
-    raw = chunk(DELTA) + chunk(LAST, USAGE) + b"data: [DONE]"  # no blank line at the end
-    relayed, stream = await relay_parts([raw], {"messages": [], "stream": True})
-    assert b"".join(relayed) == raw
-    assert stream.usage.completion_tokens == 2 and stream.exact
-
-
-async def test_a_transport_failure_mid_stream_raises_with_the_usage_known() -> None:
-    raw = chunk(DELTA, {**USAGE, "completion_tokens": 1})
-    with pytest.raises(BackendUnavailableError) as caught:
-        await relay_parts(
-            [raw], {"messages": [], "stream": True}, fail=aiohttp.ClientPayloadError("cut")
-        )
-    assert caught.value.usage is not None and caught.value.usage.completion_tokens == 1
-
-
-async def test_a_forwarded_stream_that_fails_ends_with_an_error_event() -> None:
-    ended: list[tuple[BaseException | None, bool]] = []
-
-    async def end(plan: Plan, error: BaseException | None, ok: bool) -> None:
-        ended.append((error, ok))
-
-    forwarder = Forwarder(end)
-    plan = Plan(selection=Selection(None, "m", "default"), model="m", tag="", backend=None)  # type: ignore[arg-type]
-    raw = chunk(DELTA, {**USAGE, "completion_tokens": 1})
-    relay = RelayStream(
-        parts_of([raw], fail=aiohttp.ClientPayloadError("cut")),
-        added_usage=True,
-        where="m at http://up/v1",
-    )
-    forwarded = ForwardedStream(None, relay, forwarder, plan, plan.log.begin("m"))
-    events = [event async for event in forwarded.events()]
-    assert events[0] == raw and events[2] == b"data: [DONE]\n\n"
-    error = json.loads(events[1].removeprefix(b"data: "))["error"]
-    assert error["type"] == "server_error" and "cannot reach the endpoint" in error["message"]
-    # Recorded before the client is told: the failure, and the usage known so far.
-    ((failure, ok),) = ended
-    assert isinstance(failure, BackendUnavailableError) and not ok
-    assert plan.log.usage.completion_tokens == 1
-    await forwarder.aclose()
-
-
-async def test_an_endpoint_that_drops_the_connection_mid_stream() -> None:
-    raw = chunk(DELTA, {**USAGE, "completion_tokens": 1})
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(raw)
-        await asyncio.sleep(0.05)
-        assert request.transport is not None
-        request.transport.close()  # gone before the chunked body's end
-        return response
-
-    async with hand_written(handler) as config, PassThrough(trust_env=False) as pt:
-        stream = await pt.open_stream(config, "m", {"messages": [], "stream": True})
-        assert isinstance(stream, RelayStream)
-        relayed: list[bytes] = []
-        with pytest.raises(BackendUnavailableError) as caught:
-            async with stream:
-                async for part in stream:
-                    relayed.append(part)
-    assert relayed == [raw]
-    assert caught.value.usage is not None and caught.value.usage.completion_tokens == 1
-    assert not stream.exact and not stream.finished
-
-
+# -- connections --------------------------------------------------------------------------
 async def test_connections_are_reused_and_closing_before_use_is_safe() -> None:
     peers: set[object] = set()
 

@@ -236,12 +236,19 @@ class Gateway:
         """A pass-through stream, recorded when it ends."""
         return await self.forwarder.forward_stream(call, plan)
 
-    def stream(self, call: ChatCall, plan: Plan) -> ReplyStream:
+    async def stream(self, call: ChatCall, plan: Plan) -> ReplyStream:
         """Deltas as they come; recorded when the stream ends, however it ends. Plan first
-        (:meth:`plan`), so that a request that cannot run fails before a stream starts."""
+        (:meth:`plan`), so that a request that cannot run fails before a stream starts; one
+        that fails while its stream is being opened is recorded (and its reservation
+        settled) before the error goes on."""
         request = call.request.replace(model=plan.model)
-        with recording(plan.log):
-            inner = plan.backend.stream(request)
+        try:
+            with recording(plan.log):
+                inner = plan.backend.stream(request)
+        except BaseException as exc:
+            await spent_on_failure(plan.log, exc)
+            await self._end(plan, call, error=exc, trace=None)
+            raise
 
         async def finished(stream: ReplyStream, error: BaseException | None) -> None:
             await self._end(plan, call, error=error, trace=stream.reply.trace)

@@ -178,7 +178,7 @@ async def _chat(http: Request, body: ChatCompletionRequest, raw: Any) -> Respons
         return await _relay(gateway, call, plan, stream=bool(body.stream))
     request_id = convert.new_id()
     if body.stream:
-        stream = gateway.stream(call, plan)
+        stream = await gateway.stream(call, plan)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
             sse.chat_events(
