@@ -17,6 +17,8 @@ A request goes through five steps:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +29,12 @@ from typing import Any
 from ponder.backends.base import Backend
 from ponder.backends.registry import BackendRegistry
 from ponder.config import PonderConfig, load_config
-from ponder.errors import ModelNotFoundError, PolicyError, UnsupportedFeatureError
+from ponder.errors import (
+    ModelNotFoundError,
+    PolicyError,
+    StoreUnavailableError,
+    UnsupportedFeatureError,
+)
 from ponder.gateway.accounts import Accounts
 from ponder.gateway.call import ChatCall, Plan, as_messages, unhonoured
 from ponder.gateway.forwarding import ForwardedStream, Forwarder
@@ -76,6 +83,7 @@ class Gateway:
         self._close_backends = close_backends
         # Off for batch callers (the bench, calibration) that keep their own records.
         self._store_traces = store_traces
+        self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, **overrides: Any) -> Gateway:
@@ -84,12 +92,22 @@ class Gateway:
         return cls(config.replace(**overrides) if overrides else config)
 
     async def start(self) -> None:
-        """Open the database (keys, budgets, the ledger, traces) and release reservations a
-        crashed process left behind."""
+        """Open the database (keys, budgets, the ledger, traces), release reservations a
+        crashed process left behind, and keep doing so while this gateway runs (another
+        replica may crash at any time)."""
         if self.accounts.store is None:
             self.accounts = await Accounts.open(self.config, self._admin_key)
             assert self.accounts.store is not None
             await self.accounts.store.sweep_stale(STALE_RESERVATION)
+            self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        store = self.accounts.store
+        assert store is not None
+        while True:
+            await asyncio.sleep(SWEEP_EVERY.total_seconds())
+            with contextlib.suppress(StoreUnavailableError):  # tried again next time
+                await store.sweep_stale(STALE_RESERVATION)
 
     async def __aenter__(self) -> Gateway:
         await self.start()
@@ -99,6 +117,11 @@ class Gateway:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         await self.forwarder.aclose()
         if self._close_backends:
             await self.registry.aclose()
@@ -330,7 +353,9 @@ class Gateway:
         )
 
 
-# A reservation older than this belongs to a request whose process died.
+# A reservation older than this belongs to a request whose process died; the sweep runs
+# at start-up and every SWEEP_EVERY while a gateway runs.
 STALE_RESERVATION = timedelta(hours=1)
+SWEEP_EVERY = timedelta(minutes=5)
 
 __all__ = ["ChatCall", "Gateway", "Plan"]
