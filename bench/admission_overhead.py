@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from launch import add_serve_arguments
 from overhead import MODEL, Connection, check, environment, free_port, percentile, server
 
 ADMIN = "bench-admin-secret"
@@ -275,9 +276,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50, help="per target")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--stream", action="store_true", help="streaming requests instead")
-    parser.add_argument("--serve", choices=["ponder"], help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    add_serve_arguments(parser, ["ponder"])
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)

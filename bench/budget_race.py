@@ -55,7 +55,7 @@ from budget_race_servers import (
     prompt_bound,
     serve,
 )
-from launch import free_port, server
+from launch import add_serve_arguments, free_port, server
 from loopback_client import Connection, chat_request
 
 MESSAGES = [{"role": "user", "content": "How much of the budget is left for me?"}]
@@ -376,9 +376,7 @@ def main() -> None:
         "ignores it), which pass-through cannot stop, so the bench must report overspend",
     )
     parser.add_argument("--verbose", action="store_true", help="a line per run")
-    parser.add_argument("--serve", choices=["fake", "ponder"], help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    add_serve_arguments(parser, ["fake", "ponder"])
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)

@@ -8,6 +8,7 @@ script serves the role under uvicorn (:func:`serve_uvicorn`), an app factory nam
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -92,3 +93,13 @@ def serve_uvicorn(app: Any, port: int, **options: Any) -> None:
     if isinstance(app, str):
         options |= {"factory": True, "app_dir": str(BENCH)}
     uvicorn.run(app, host="127.0.0.1", port=port, **options)
+
+
+def add_serve_arguments(
+    parser: argparse.ArgumentParser, roles: list[str], *, workers: bool = True
+) -> None:
+    """The hidden options :func:`server` starts a script's own servers with."""
+    parser.add_argument("--serve", choices=roles, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    if workers:
+        parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)

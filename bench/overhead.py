@@ -42,7 +42,7 @@ from typing import Any
 
 import launch
 from fake_endpoint import MODEL, check
-from launch import free_port
+from launch import add_serve_arguments, free_port
 from loopback_client import Connection, chat_request
 from overhead_servers import serve
 
@@ -288,8 +288,7 @@ def main() -> None:
         action="store_true",
         help="also measure a bare FastAPI route on ponder.gateway.passthrough",
     )
-    parser.add_argument("--serve", choices=["fake", "ponder", "module"], help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    add_serve_arguments(parser, ["fake", "ponder", "module"], workers=False)  # --workers: above
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args.workers, args.access_log)

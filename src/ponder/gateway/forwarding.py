@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -15,6 +15,8 @@ from ponder.gateway.call import ChatCall, Plan
 from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream
 from ponder.metering import Charge
 from ponder.types import Usage
+
+T = TypeVar("T")
 
 
 class Forwarder:
@@ -28,13 +30,15 @@ class Forwarder:
     async def aclose(self) -> None:
         await self.passthrough.aclose()
 
-    async def forward(self, call: ChatCall, plan: Plan) -> Forwarded:
-        """A pass-through request, sent upstream as the client sent it (model id aside) and
-        returned as the endpoint answered; its usage is recorded as the endpoint reported it."""
+    async def _send(
+        self, call: ChatCall, plan: Plan, send: Callable[..., Awaitable[T]]
+    ) -> tuple[T, Charge]:
+        """Send the client's body upstream with ``send`` (the pass-through's ``forward`` or
+        ``open_stream``); a request that fails on the way is ended (recorded) here."""
         assert plan.upstream is not None and call.body is not None
         charge = plan.log.begin(plan.model)
         try:
-            forwarded = await self.passthrough.forward(
+            sent = await send(
                 plan.upstream,
                 plan.upstream.model,
                 _upstream_body(call.body),
@@ -44,25 +48,19 @@ class Forwarder:
             charge.end(Usage(), exc)
             await self.end(plan, exc, False)
             raise
+        return sent, charge
+
+    async def forward(self, call: ChatCall, plan: Plan) -> Forwarded:
+        """A pass-through request, sent upstream as the client sent it (model id aside) and
+        returned as the endpoint answered; its usage is recorded as the endpoint reported it."""
+        forwarded, charge = await self._send(call, plan, self.passthrough.forward)
         charge.end(forwarded.usage)
         await self.end(plan, None, forwarded.ok)
         return forwarded
 
     async def forward_stream(self, call: ChatCall, plan: Plan) -> ForwardedStream:
         """A pass-through stream: the endpoint's SSE bytes, relayed; recorded when it ends."""
-        assert plan.upstream is not None and call.body is not None
-        charge = plan.log.begin(plan.model)
-        try:
-            opened = await self.passthrough.open_stream(
-                plan.upstream,
-                plan.upstream.model,
-                _upstream_body(call.body),
-                headers=plan.upstream.headers,
-            )
-        except BaseException as exc:
-            charge.end(Usage(), exc)
-            await self.end(plan, exc, False)
-            raise
+        opened, charge = await self._send(call, plan, self.passthrough.open_stream)
         if isinstance(opened, Forwarded):  # the endpoint refused: a 4xx to relay
             charge.end(opened.usage)
             await self.end(plan, None, False)

@@ -31,6 +31,11 @@ def extract_code(text: str) -> str | None:
     return None
 
 
+def with_answer(text: str, answer: str | None) -> str:
+    """A program reply as shown: the reply, then the answer its program printed."""
+    return text if answer is None else f"{text.strip()}\n\nThe answer is: {answer}"
+
+
 @dataclass(frozen=True, slots=True)
 class ProgramRun:
     text: str  # the model's reply, program included

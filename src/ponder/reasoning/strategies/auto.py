@@ -35,7 +35,7 @@ from ponder.reasoning.base import (
 from ponder.reasoning.confidence import mean_confidence
 from ponder.reasoning.paths import Path, sample_paths
 from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung, builtin_profile
-from ponder.reasoning.programs import write_and_run
+from ponder.reasoning.programs import with_answer, write_and_run
 from ponder.reasoning.prompts import COT_SYSTEM, PAL_SYSTEM
 from ponder.reasoning.stopping import beta_stop_probability
 from ponder.reasoning.voting import weighted_vote
@@ -246,11 +246,7 @@ class Auto(Strategy):
                 top_logprobs=effort.top_logprobs,
                 refuser=self.name,
             )
-            text = (
-                run.text
-                if run.answer is None
-                else f"{run.text.strip()}\n\nThe answer is: {run.answer}"
-            )
+            text = with_answer(run.text, run.answer)
             path = Path(
                 index=0,
                 text=text,

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from ponder.reasoning.base import RunContext, Services, Strategy, StrategyParams, StrategyResult
-from ponder.reasoning.programs import write_and_run
+from ponder.reasoning.programs import with_answer, write_and_run
 from ponder.reasoning.prompts import PAL_SYSTEM
 from ponder.reasoning.voting import majority_vote
 from ponder.types import GenerationRequest
@@ -50,13 +50,8 @@ class ProgramAided(Strategy):
         vote = majority_vote(answers)
         ctx.trace.note("vote", tally=vote.tally, winner=vote.winner, tied=vote.tied)
         chosen = runs[next((i for i, a in enumerate(answers) if a == vote.winner), 0)]
-        text = (
-            chosen.text
-            if vote.winner is None
-            else f"{chosen.text.strip()}\n\nThe answer is: {vote.winner}"
-        )
         return StrategyResult(
-            text=text,
+            text=with_answer(chosen.text, vote.winner),
             answer=vote.winner,
             reasoning=chosen.text,
             usage=ctx.trace.usage,
