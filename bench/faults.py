@@ -72,7 +72,7 @@ from pathlib import Path
 from faults_cases import cases, kill_case
 from faults_harness import Bench, Result
 from faults_ponder import Ponder, serve
-from launch import free_port, server
+from launch import add_serve_arguments, free_port, server
 
 # -- report -------------------------------------------------------------------------------
 GAP_CAUSES = {
@@ -157,12 +157,12 @@ def report(
         print("verdict: R3 met")
     elif explained:
         print(
-            "verdict: R3 met except for the gaps above, which no gateway can close (every "
+            "verdict: R3 not met: the ledger lacks the unreported and lost tokens above (every "
             "case clean; every token an endpoint reported to a living Ponder is in the ledger)"
         )
     else:
         print("verdict: R3 MISSED (see the MISSED or unclean cases above)")
-    return explained
+    return exact
 
 
 async def main_async(args: argparse.Namespace) -> bool:
@@ -211,9 +211,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="each case's requests, times")
     parser.add_argument("--only", type=lambda s: s.split(","), help="cases, e.g. 1a,3,5")
     parser.add_argument("--verbose", action="store_true", help="a line per request")
-    parser.add_argument("--serve", choices=["fake", "ponder"], help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    add_serve_arguments(parser, ["fake", "ponder"])
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)
