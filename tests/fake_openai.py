@@ -14,6 +14,13 @@ detailed       like vllm, and usage also has completion_tokens_details.reasoning
                (the thinking tokens) and prompt_tokens_details.cached_tokens (always 2)
 long           like vllm, but each choice streams LONG_TOKENS tokens (to cut a stream)
 error-NNN      answers HTTP NNN with an OpenAI error body; ``error-NNN-text`` with plain text
+hang           waits 30 s before answering (past any test's timeout)
+context        400 with code ``context_length_exceeded`` (the prompt is too long for it)
+content        400 with code ``content_policy_violation`` (its content filter refuses)
+wait-N         429 with ``Retry-After: N`` to its first request, then behaves like vllm
+die-mid        streams two chunks, then drops the connection; a whole reply gets a 500
+half           503 to every other request (the 1st, 3rd, ...), like vllm otherwise
+echo           answers with every message's content, joined by " | ", word by word
 
 ``app.state.requests`` logs each request's (profile, body), ``app.state.headers`` its headers,
 and ``app.state.streams`` each stream's end: (profile, chunks sent, whether it completed).
@@ -69,6 +76,33 @@ def make_app() -> FastAPI:
             )
         count = app.state.calls.get(profile, 0) + 1
         app.state.calls[profile] = count
+        refusals = {"context": "context_length_exceeded", "content": "content_policy_violation"}
+        if profile in refusals:
+            return JSONResponse(
+                status_code=400,
+                content={
+                    "error": {
+                        "message": "refused",
+                        "type": "invalid_request_error",
+                        "code": refusals[profile],
+                    }
+                },
+            )
+        if profile == "hang":
+            await asyncio.sleep(30)
+        if profile.startswith("wait-") and count == 1:
+            return JSONResponse(
+                status_code=429,
+                content={"error": {"message": "slow down", "type": "rate_limit"}},
+                headers={"Retry-After": profile.split("-")[1]},
+            )
+        if (profile == "half" and count % 2 == 1) or (
+            profile == "die-mid" and not body.get("stream")
+        ):
+            return JSONResponse(
+                status_code=503 if profile == "half" else 500,
+                content={"error": {"message": "overloaded", "type": "server_error"}},
+            )
         if profile == "flaky" and count <= 2:
             return JSONResponse(
                 status_code=503,
@@ -85,6 +119,9 @@ def make_app() -> FastAPI:
         choices = []
         for i in range(n):
             tokens = answer_tokens(i, seed)
+            if profile == "echo":
+                said = " | ".join(str(m.get("content") or "") for m in body["messages"])
+                tokens = [f" {w}" if k else w for k, w in enumerate(said.split(" "))]
             if profile == "long":
                 tokens = [f" t{k}" for k in range(LONG_TOKENS)]
             if max_tokens is not None:
@@ -192,6 +229,8 @@ def make_app() -> FastAPI:
                         "finish_reason": finish[i] if last else None,
                     }
                     yield chunk([entry])
+                    if profile == "die-mid" and k == 1:
+                        raise ConnectionResetError("the endpoint died mid-stream")
                     await asyncio.sleep(0.01)
             if include_usage:
                 yield chunk([], usage)

@@ -203,9 +203,9 @@ async def test_counting_hop_gives_exact_tokens_behind_an_under_reporting_proxy(
     """A proxy that hides prompt tokens sits in front of a Ponder server; the bench reads the
     exact per-question spend from the server's ledger by usage tag, with questions in flight
     together."""
-    from ponder.backends.registry import BackendRegistry
     from ponder.bench.runner import EndpointSystem
     from ponder.config import PonderConfig
+    from ponder.routing.registry import BackendRegistry
     from ponder.server.app import create_app
     from tests.fake_openai import make_proxy, serve_app
 

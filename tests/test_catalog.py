@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 import pytest
 from click.testing import CliRunner
 
-from ponder.backends.registry import BackendRegistry
 from ponder.backends.scripted import ScriptedBackend
 from ponder.cli import main
 from ponder.config import PonderConfig
@@ -19,6 +18,7 @@ from ponder.gateway import Gateway
 from ponder.reasoning import catalog
 from ponder.reasoning.base import RunContext, Strategy, StrategyParams, StrategyResult
 from ponder.reasoning.registry import BUILTIN, StrategyRegistry
+from ponder.routing.registry import BackendRegistry
 from ponder.types import GenerationRequest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "strategies.md"

@@ -77,3 +77,16 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(config), "models"])
     assert result.exit_code != 0
     assert "unknown keys" in result.output
+
+
+def test_deployments_lists_each_with_the_policy_verdict(tmp_path: Path) -> None:
+    config = tmp_path / "ponder.toml"
+    config.write_text(
+        '[providers.openai]\nbase_url = "http://127.0.0.1:9/v1"\nmodels = ["gpt-4o"]\n'
+        'region = "us"\n\n[[policy.rules]]\neffect = "deny"\nvendor = "openai"\n'
+    )
+    result = CliRunner().invoke(main, ["--config", str(config), "deployments"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
+    assert "denied by rule vendor='openai'" in rows["openai/gpt-4o"]
+    assert "allowed" in rows["qwen2.5-coder-1.5b-instruct"]

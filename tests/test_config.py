@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ponder.backends.registry import BackendRegistry
 from ponder.backends.remote import RemoteBackend
 from ponder.config import PonderConfig, config_from_mapping, load_config
 from ponder.errors import ConfigError, ModelNotFoundError
+from ponder.routing.registry import BackendRegistry
 
 
 def test_defaults() -> None:
@@ -46,14 +46,18 @@ async def test_routing_names_with_slashes_and_colons() -> None:
     registry = BackendRegistry(config)
     assert registry.kind_of("org/model:7b@v1") == "remote"
     assert registry.kind_of("lab/org/model:7b@v1") == "remote"
-    assert registry.kind_of("lab/unlisted-model") == "remote"
     assert registry.kind_of("default") == "bundled"
-    assert registry.kind_of("/tmp/some.gguf") == "local"
-    with pytest.raises(ModelNotFoundError):
-        registry.kind_of("other/model")
+    # Only configured names resolve: an unlisted model of a known provider, another
+    # provider's, or a GGUF path that is not a file, are all unknown.
+    for unknown in ("lab/unlisted-model", "other/model", "/tmp/no-such-file.gguf"):
+        with pytest.raises(ModelNotFoundError):
+            registry.kind_of(unknown)
     backend = await registry.get("lab/org/model:7b@v1")
-    assert isinstance(backend, RemoteBackend)
-    assert backend.config.model == "org/model:7b@v1"
+    (deployment,) = backend.group.deployments
+    leaf = await registry.backend_for(deployment)
+    assert isinstance(leaf, RemoteBackend)
+    assert leaf.config.model == "org/model:7b@v1"
+    assert leaf.config.max_retries == 0  # routing retries, not the SDK
     await registry.aclose()
 
 
@@ -61,3 +65,21 @@ def test_config_is_a_value() -> None:
     base = PonderConfig()
     changed = base.replace(max_n=2)
     assert base.max_n == 64 and changed.max_n == 2
+
+
+def test_the_operations_guide_example_config_loads(tmp_path: Path) -> None:
+    """The complete example in docs/operations.md is a configuration that loads, and means
+    what the guide says it means."""
+    guide = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    example = guide.split("### A complete example", 1)[1].split("```toml", 1)[1].split("```")[0]
+    path = tmp_path / "ponder.toml"
+    path.write_text(example)
+    registry = BackendRegistry(load_config(path))
+    group = registry.resolve("GPT-4o")
+    assert {d.id for d in group.deployments} == {
+        "openai/gpt-4o-2024-08-06",
+        "azure-eu/gpt-4o",
+    }
+    assert registry.resolve("fast").name == "qwen-local"
+    assert registry.resolve("qwen-local").deployments[0].local
+    assert registry.scope.layers[0].policy.redact

@@ -13,15 +13,20 @@ from typing import Any
 
 import pytest
 
-from ponder.backends.registry import BackendRegistry
 from ponder.backends.scripted import Reply, ScriptedBackend
-from ponder.config import PonderConfig
-from ponder.errors import BackendError, PolicyError, UnsupportedFeatureError
+from ponder.config import PonderConfig, Price
+from ponder.errors import (
+    BackendError,
+    InvalidRequestError,
+    PolicyError,
+    UnsupportedFeatureError,
+)
 from ponder.gateway import ChatCall, Gateway
 from ponder.gateway.identity import Caller
 from ponder.reasoning.base import Services
 from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung
 from ponder.reasoning.runner import StrategySpec
+from ponder.routing.registry import BackendRegistry
 from ponder.types import GenerationRequest, SamplingParams
 from tests.strategy_helpers import ask, solution
 
@@ -213,3 +218,25 @@ async def test_a_stream_that_fails_to_open_still_settles_its_reservation() -> No
         assert budget.reserved == 0 and budget.spent == 0  # released, nothing charged
         (row,) = await store.usage(group_by="key", since=None, until=None)
         assert row["requests"] == 1 and row["ok"] == 0
+
+
+async def test_a_dollar_budget_is_priced_by_the_deployments() -> None:
+    """``auto`` with ``budget_usd`` and no prices of its own takes the deployments' prices;
+    a model with no price cannot be held to dollars."""
+    small = ScriptedBackend.cycle([Reply(solution(7), [-0.001] * 20)])
+    config = PonderConfig(
+        default_model="small",
+        trace_db=":memory:",
+        prices={"small": Price(1.0, 2.0)},
+    )
+    registry = BackendRegistry(config)
+    registry.register("small", small, vendor="cloud", local=False)
+    registry.register("unpriced", ScriptedBackend.cycle([solution(7)]), local=False)
+    assert registry.model_price("small") == (1.0, 2.0)
+    assert registry.model_price("unpriced") is None
+    choice = {"strategy": "auto", "effort": "minimal", "budget_usd": 0.5}
+    async with Gateway(config, registry=registry) as gw:
+        reply = await gw.chat("How many?", strategy=choice)
+        assert "7" in reply.text
+        with pytest.raises(InvalidRequestError, match="needs prices"):
+            await gw.chat("How many?", model="unpriced", strategy=choice)

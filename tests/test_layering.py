@@ -20,7 +20,7 @@ ABOVE_STRATEGIES = (
     "ponder.cli",
     "ponder.bench",
     "ponder.engine",
-    "ponder.backends.registry",
+    "ponder.routing",
     "ponder.backends.embedded",
     "ponder.backends.remote",
     "ponder.reasoning.runner",

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ponder.backends.embedded import EmbeddedBackend
-from ponder.backends.registry import BackendRegistry
 from ponder.config import PonderConfig
+from ponder.routing.registry import BackendRegistry
 from ponder.server.app import create_app
 from tests.fake_openai import serve_app
 

@@ -222,8 +222,8 @@ async def test_logprobs_pass_through(fake_endpoint: tuple[str, Any]) -> None:
 
 async def test_remote_over_a_real_model_through_ponders_own_server(tiny_backend: Any) -> None:
     """A real endpoint: Ponder's server in front of the embedded model, reached over HTTP."""
-    from ponder.backends.registry import BackendRegistry
     from ponder.config import PonderConfig
+    from ponder.routing.registry import BackendRegistry
     from ponder.server.app import create_app
     from tests.fake_openai import serve_app
 

@@ -22,10 +22,10 @@ import httpx
 import openai
 import pytest
 
-from ponder.backends.registry import BackendRegistry
 from ponder.backends.scripted import Reply, ScriptedBackend
 from ponder.config import PonderConfig
 from ponder.reasoning.prompts import PAL_SYSTEM
+from ponder.routing.registry import BackendRegistry
 from ponder.server.app import create_app
 from ponder.types import GenerationRequest
 from tests.fake_openai import serve_app

@@ -12,9 +12,9 @@ import openai
 import pytest
 
 from ponder.backends.embedded import EmbeddedBackend
-from ponder.backends.registry import BackendRegistry
 from ponder.backends.scripted import ScriptedBackend
 from ponder.config import PonderConfig, ProviderConfig
+from ponder.routing.registry import BackendRegistry
 from ponder.server.app import create_app
 from tests.fake_openai import serve_app
 

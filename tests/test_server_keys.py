@@ -4,6 +4,7 @@ on PostgreSQL too)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,9 +12,9 @@ import httpx
 import openai
 import pytest
 
-from ponder.backends.registry import BackendRegistry
 from ponder.backends.scripted import ScriptedBackend
 from ponder.config import PonderConfig
+from ponder.routing.registry import BackendRegistry
 from ponder.server.app import create_app
 from tests.fake_openai import serve_app
 from tests.strategy_helpers import solution
@@ -172,3 +173,78 @@ def test_traces_and_usage_belong_to_the_key_that_made_them(server: str) -> None:
     metrics = httpx.get(f"{server}/metrics", headers={"Authorization": f"Bearer {other['key']}"})
     assert metrics.status_code == 403
     assert httpx.get(f"{server}/metrics", headers={"Authorization": f"Bearer {ADMIN}"}).is_success
+
+
+def put_policy(url: str, path: str, policy: Any) -> httpx.Response:
+    return httpx.put(
+        f"{url}/v1/admin{path}/policy",
+        content=json.dumps(policy),
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+    )
+
+
+def test_teams_and_keys_carry_a_policy_through_the_admin_api(server: str) -> None:
+    local = {"local_only": True, "rules": [{"effect": "deny", "vendor": "deepseek"}]}
+    team = admin(server, "POST", "/teams", name="theta", policy=local)
+    assert team["name"] == "theta" and team["policy"] == local
+    key = admin(server, "POST", "/keys", team="theta", name="t", policy={"redact": True})
+    assert key["policy"] == {"redact": True} and key["key"].startswith("pk-")
+    plain = admin(server, "POST", "/keys", team="theta", name="plain", policy={})
+    assert plain["policy"] is None
+
+    changed = put_policy(server, f"/keys/{plain['id']}", {"mode": "allow", "rules": []})
+    assert changed.is_success, changed.text
+    assert changed.json()["policy"] == {"mode": "allow"} and "key" not in changed.json()
+    listed = admin(server, "GET", "/keys?team=theta")["data"]
+    assert [k["policy"] for k in listed] == [{"redact": True}, {"mode": "allow"}]
+    assert put_policy(server, f"/keys/{plain['id']}", None).json()["policy"] is None
+    assert put_policy(server, "/teams/theta", {}).json()["policy"] is None
+    teams = {t["name"]: t for t in admin(server, "GET", "/teams")["data"]}
+    assert teams["theta"]["policy"] is None
+    assert put_policy(server, "/teams/theta", local).json()["policy"] == local
+
+    missing = put_policy(server, "/teams/nobody", local)
+    assert missing.status_code == 404
+    not_admin = httpx.put(
+        f"{server}/v1/admin/keys/{key['id']}/policy",
+        json={},
+        headers={"Authorization": f"Bearer {key['key']}"},
+    )
+    assert not_admin.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"mode": "maybe"},
+        {"local_only": "yes"},
+        {"rules": [{"effect": "deny", "colour": "red"}]},
+        {"rules": 5},
+        {"unknown": 1},
+    ],
+)
+def test_an_invalid_policy_is_a_400(server: str, policy: dict[str, Any]) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    created = httpx.post(
+        f"{server}/v1/admin/teams", json={"name": "iota", "policy": policy}, headers=headers
+    )
+    assert created.status_code == 400, created.text
+    error = created.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == "policy"
+    assert all(t["name"] != "iota" for t in admin(server, "GET", "/teams")["data"])
+    new_key(server, "kappa")
+    key_id = admin(server, "GET", "/keys?team=kappa")["data"][0]["id"]
+    put = put_policy(server, f"/keys/{key_id}", policy)
+    assert put.status_code == 400 and put.json()["error"]["param"] == "policy"
+    wrong_shape = put_policy(server, f"/keys/{key_id}", ["local_only"])
+    assert wrong_shape.status_code == 400
+
+
+def test_a_key_policy_is_enforced_on_its_requests(server: str) -> None:
+    key = new_key(server, "lambda", policy={"rules": [{"effect": "deny", "model": "s"}]})
+    with sdk(server, key["key"]) as client, pytest.raises(openai.PermissionDeniedError) as denied:
+        client.chat.completions.create(model="s", messages=HI, max_tokens=16)
+    assert denied.value.code == "policy_denied"
+    put_policy(server, f"/keys/{key['id']}", None)  # cleared: takes effect at once
+    with sdk(server, key["key"]) as client:
+        client.chat.completions.create(model="s", messages=HI, max_tokens=16)

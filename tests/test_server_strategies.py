@@ -11,9 +11,9 @@ import httpx
 import openai
 import pytest
 
-from ponder.backends.registry import BackendRegistry
 from ponder.backends.scripted import ScriptedBackend
 from ponder.config import PonderConfig
+from ponder.routing.registry import BackendRegistry
 from ponder.server.app import create_app
 from tests.fake_openai import serve_app
 

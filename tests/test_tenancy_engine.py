@@ -123,7 +123,7 @@ async def test_the_upgrade_moves_holds_onto_the_reservation_and_back(
 
     store = await TenancyStore.open(database_url)  # migrates to the newest revision
     try:
-        stored = await store._db.run(
+        stored: dict[str, str] = await store._db.run(
             lambda conn: dict(conn.execute(text("SELECT id, holds FROM reservations")).all()),
             write=False,
         )
@@ -169,8 +169,8 @@ async def test_a_prepared_statement_raises_what_sqlalchemy_raises(
 ) -> None:
     store = await TenancyStore.open(database_url)
     insert = Prepared(teams.insert())
-    row = {"name": "acme", "allowed_models": None, "allowed_strategies": None}
-    row |= {"max_effort": None, "created_at": NAIVE}
+    row: dict[str, Any] = {"name": "acme", "allowed_models": None, "allowed_strategies": None}
+    row |= {"max_effort": None, "created_at": NAIVE, "policy": None}
     try:
         await store._db.run(lambda conn: insert.run(conn, row))
         with pytest.raises(exc.IntegrityError):

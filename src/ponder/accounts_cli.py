@@ -1,10 +1,18 @@
 """``ponder teams``, ``ponder keys``, ``ponder budgets`` and ``ponder usage``: the tenancy
 database from the command line (the same database ``ponder serve`` uses: ``database_url``,
-``PONDER_DATABASE_URL``, or the default file). A key's secret is printed once."""
+``PONDER_DATABASE_URL``, or the default file). A key's secret is printed once.
+
+A team or key may carry a routing policy of its own: ``--policy JSON`` (the form of the
+configuration's ``[policy]`` table, as a JSON object) and the shortcuts ``--local-only``,
+``--deny-vendor V`` (repeatable) and ``--redact``, merged into it; ``ponder teams policy`` and
+``ponder keys policy`` replace it (``--clear`` removes it). Listings summarise it on one line
+("local-only; deny vendor=deepseek")."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -14,8 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ponder.config import PonderConfig
-from ponder.errors import PonderError
+from ponder.config.routing import PolicyRule, PolicySettings
+from ponder.errors import ConfigError, PonderError
 from ponder.tenancy import TenancyStore, resolve_database_url
+from ponder.tenancy.keys import parse_policy
 
 T = TypeVar("T")
 
@@ -38,12 +48,98 @@ def _names(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def _policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--policy``, ``--local-only``, ``--deny-vendor`` and ``--redact``."""
+    for option in reversed(
+        (
+            click.option(
+                "--policy",
+                "policy_json",
+                metavar="JSON",
+                help='A routing policy, as a JSON object: {"local_only": true, "rules": '
+                '[{"effect": "deny", "vendor": "deepseek"}], ...}.',
+            ),
+            click.option("--local-only", is_flag=True, help="Only local deployments."),
+            click.option(
+                "--deny-vendor",
+                multiple=True,
+                metavar="VENDOR",
+                help="Deny a vendor's deployments (repeatable; globs allowed).",
+            ),
+            click.option(
+                "--redact",
+                is_flag=True,
+                help="Redact personal data before any non-local deployment.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _policy(
+    policy_json: str | None, local_only: bool, deny_vendor: tuple[str, ...], redact: bool
+) -> PolicySettings | None:
+    """The policy the options give (None: none); an invalid one is a one-line error."""
+    data: Any = {}
+    if policy_json is not None:
+        try:
+            data = json.loads(policy_json)
+        except ValueError as error:
+            raise click.ClickException(f"--policy is not valid JSON: {error}") from error
+        if not isinstance(data, dict):
+            raise click.ClickException("--policy must be a JSON object")
+    try:
+        policy = parse_policy(data, "--policy") or PolicySettings()
+    except ConfigError as error:
+        raise click.ClickException(error.message) from error
+    denied = tuple(PolicyRule(effect="deny", vendor=v) for v in deny_vendor)
+    policy = dataclasses.replace(
+        policy,
+        local_only=policy.local_only or local_only,
+        redact=policy.redact or redact,
+        rules=policy.rules + denied,
+    )
+    return None if policy.empty else policy
+
+
+def policy_summary(policy: PolicySettings | None) -> str:
+    """A policy on one short line: ``"local-only; deny vendor=deepseek"``; "" for none."""
+    if policy is None:
+        return ""
+    parts = []
+    if policy.mode == "allow":
+        parts.append("allow-list")
+    if policy.local_only:
+        parts.append("local-only")
+    if policy.redact:
+        parts.append("redact")
+    for rule in policy.rules:
+        matches = [
+            f"{name}={str(value).lower() if isinstance(value, bool) else value}"
+            for name in ("vendor", "model", "region", "local")
+            if (value := getattr(rule, name)) is not None
+        ]
+        parts.append(" ".join([rule.effect, *matches]) if matches else f"{rule.effect} all")
+    for name, targets in policy.fallbacks.items():
+        parts.append(f"fallback {name}->{','.join(targets)}")
+    return "; ".join(parts)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]], *, keep: int = 1) -> None:
+    """A table. Its first ``keep`` columns (a key's id and prefix, a team's name) are never
+    cut or wrapped, so they can be copied into the next command; the others wrap, and
+    fold what is still too long rather than cut it."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+    for i, column in enumerate(columns):
+        if i < keep:
+            width = max([len(column), *(len(r[i]) for r in cells)])
+            table.add_column(column, no_wrap=True, min_width=width)
+        else:
+            table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     Console().print(table)
 
 
@@ -57,6 +153,7 @@ def teams() -> None:
 @click.option("--models", help="Allowed model globs, comma-separated (default: any).")
 @click.option("--strategies", help="Allowed strategies, comma-separated (default: any).")
 @click.option("--max-effort", help="Highest reasoning_effort (minimal ... xhigh).")
+@_policy_options
 @click.pass_obj
 def teams_create(
     config: PonderConfig,
@@ -64,7 +161,12 @@ def teams_create(
     models: str | None,
     strategies: str | None,
     max_effort: str | None,
+    policy_json: str | None,
+    local_only: bool,
+    deny_vendor: tuple[str, ...],
+    redact: bool,
 ) -> None:
+    policy = _policy(policy_json, local_only, deny_vendor, redact)
     team = _run(
         config,
         lambda s: s.create_team(
@@ -72,9 +174,51 @@ def teams_create(
             allowed_models=_names(models),
             allowed_strategies=_names(strategies),
             max_effort=max_effort,
+            policy=policy,
         ),
     )
-    click.echo(f"team {team.name} created")
+    click.echo(f"team {team.name} created" + _policy_note(team.policy))
+
+
+@teams.command("list")
+@click.pass_obj
+def teams_list(config: PonderConfig) -> None:
+    found = _run(config, lambda s: s.list_teams())
+    _table(
+        "teams",
+        ["name", "models", "strategies", "max effort", "policy", "created"],
+        [
+            [
+                t.name,
+                _joined(t.allowed_models),
+                _joined(t.allowed_strategies),
+                t.max_effort,
+                policy_summary(t.policy),
+                _when(t.created_at),
+            ]
+            for t in found
+        ],
+    )
+
+
+@teams.command("policy")
+@click.argument("name")
+@_policy_options
+@click.option("--clear", is_flag=True, help="Remove the team's policy.")
+@click.pass_obj
+def teams_policy(
+    config: PonderConfig,
+    name: str,
+    policy_json: str | None,
+    local_only: bool,
+    deny_vendor: tuple[str, ...],
+    redact: bool,
+    clear: bool,
+) -> None:
+    """Replace a team's routing policy (or --clear it)."""
+    policy = _new_policy(policy_json, local_only, deny_vendor, redact, clear)
+    team = _run(config, lambda s: s.set_policy("team", name, policy))
+    click.echo(f"team {team.name}: " + (policy_summary(team.policy) or "no policy"))
 
 
 @click.group()
@@ -89,6 +233,7 @@ def keys() -> None:
 @click.option("--models", help="Allowed model globs, comma-separated (default: the team's).")
 @click.option("--strategies", help="Allowed strategies, comma-separated (default: the team's).")
 @click.option("--max-effort", help="Highest reasoning_effort (default: the team's).")
+@_policy_options
 @click.pass_obj
 def keys_create(
     config: PonderConfig,
@@ -98,7 +243,12 @@ def keys_create(
     models: str | None,
     strategies: str | None,
     max_effort: str | None,
+    policy_json: str | None,
+    local_only: bool,
+    deny_vendor: tuple[str, ...],
+    redact: bool,
 ) -> None:
+    policy = _policy(policy_json, local_only, deny_vendor, redact)
     key, secret = _run(
         config,
         lambda s: s.create_key(
@@ -108,9 +258,13 @@ def keys_create(
             allowed_models=_names(models),
             allowed_strategies=_names(strategies),
             max_effort=max_effort,
+            policy=policy,
         ),
     )
-    click.echo(f"key {key.id} ({key.prefix}) for team {key.team}; the secret, shown once:")
+    click.echo(
+        f"key {key.id} ({key.prefix}) for team {key.team}{_policy_note(key.policy)}; "
+        "the secret, shown once:"
+    )
     click.echo(secret)
 
 
@@ -121,12 +275,42 @@ def keys_list(config: PonderConfig, team: str | None) -> None:
     found = _run(config, lambda s: s.list_keys(team))
     _table(
         "API keys",
-        ["id", "prefix", "team", "name", "team admin", "created", "revoked"],
+        ["id", "prefix", "team", "name", "team admin", "policy", "created", "revoked"],
         [
-            [k.id, k.prefix, k.team, k.name, k.team_admin, _when(k.created_at), _when(k.revoked_at)]
+            [
+                k.id,
+                k.prefix,
+                k.team,
+                k.name,
+                k.team_admin,
+                policy_summary(k.policy),
+                _when(k.created_at),
+                _when(k.revoked_at),
+            ]
             for k in found
         ],
+        keep=2,
     )
+
+
+@keys.command("policy")
+@click.argument("key_id")
+@_policy_options
+@click.option("--clear", is_flag=True, help="Remove the key's policy.")
+@click.pass_obj
+def keys_policy(
+    config: PonderConfig,
+    key_id: str,
+    policy_json: str | None,
+    local_only: bool,
+    deny_vendor: tuple[str, ...],
+    redact: bool,
+    clear: bool,
+) -> None:
+    """Replace a key's routing policy (or --clear it)."""
+    policy = _new_policy(policy_json, local_only, deny_vendor, redact, clear)
+    key = _run(config, lambda s: s.set_policy("key", key_id, policy))
+    click.echo(f"key {key.id}: " + (policy_summary(key.policy) or "no policy"))
 
 
 @keys.command("rotate")
@@ -215,6 +399,30 @@ def usage(
             for r in rows
         ],
     )
+
+
+def _new_policy(
+    policy_json: str | None,
+    local_only: bool,
+    deny_vendor: tuple[str, ...],
+    redact: bool,
+    clear: bool,
+) -> PolicySettings | None:
+    """What ``... policy`` sets: the options' policy, or None with ``--clear``."""
+    given = policy_json is not None or local_only or bool(deny_vendor) or redact
+    if clear == given:
+        raise click.UsageError(
+            "give --policy (or --local-only, --deny-vendor, --redact) or --clear"
+        )
+    return None if clear else _policy(policy_json, local_only, deny_vendor, redact)
+
+
+def _policy_note(policy: PolicySettings | None) -> str:
+    return f" (policy: {policy_summary(policy)})" if policy is not None else ""
+
+
+def _joined(names: tuple[str, ...] | None) -> str | None:
+    return ",".join(names) if names is not None else None
 
 
 def _when(moment: datetime | None) -> str | None:

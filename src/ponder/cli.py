@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from ponder.accounts_cli import COMMANDS as ACCOUNT_COMMANDS
-from ponder.backends.registry import BackendRegistry
 from ponder.bench.commands import bench, calibrate
 from ponder.config import PonderConfig, load_config
 from ponder.engine.weights import ModelStore
@@ -20,6 +19,7 @@ from ponder.errors import PonderError
 from ponder.gateway import Gateway
 from ponder.progress import download_bar
 from ponder.reasoning.runner import StrategySpec
+from ponder.routing.registry import BackendRegistry
 from ponder.types import GenerationRequest, Message, SamplingParams
 
 
@@ -233,6 +233,7 @@ def serve(
             port=bind_port,
             log_level="info",
             access_log=access_log,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         return
     from ponder.server.app import create_app
@@ -243,7 +244,14 @@ def serve(
         port=bind_port,
         log_level="info",
         access_log=access_log,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+
+
+# How long an idle client connection is kept. Longer than HTTP clients keep theirs (httpx,
+# so the openai SDK: 5 s, uvicorn's own default too): at equal times a client reuses a
+# connection just as the server closes it, and the request fails.
+KEEP_ALIVE_SECONDS = 30
 
 
 def _loopback(host: str) -> bool:
@@ -274,6 +282,31 @@ def _has_credentials(config: PonderConfig) -> bool:
             await store.aclose()
 
     return asyncio.run(any_key())
+
+
+@main.command()
+@click.pass_obj
+def deployments(config: PonderConfig) -> None:
+    """List every configured deployment, and whether the global policy allows it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    registry = BackendRegistry(config)
+    table = Table("id", "model", "kind", "vendor", "region", "local", "$/1M in/out", "policy")
+    for d in registry.catalog.deployments():
+        price = f"{d.price.prompt:g}/{d.price.completion:g}" if d.price else "unknown"
+        denial = registry.scope.denial(d, "request")
+        table.add_row(
+            d.id,
+            d.model_name,
+            d.kind,
+            d.vendor,
+            d.region or "",
+            "yes" if d.local else "no",
+            price,
+            "allowed" if denial is None else denial.split(": ", 1)[1],
+        )
+    Console(width=160).print(table)
 
 
 @main.command()

@@ -12,6 +12,7 @@ for every token it cost.
     ├── ConfigError                  bad configuration file or value
     ├── InvalidRequestError          the request itself is wrong (400)
     │   ├── ContextOverflowError     prompt + max_tokens cannot fit the context
+    │   ├── ContentFilterError       a model's content filter refused the request
     │   └── UnsupportedFeatureError  the backend cannot do what was asked
     │       └── SandboxUnavailableError  programs cannot run: no OS sandbox here
     ├── AuthenticationError          no API key, or an unknown or revoked one (401)
@@ -72,6 +73,12 @@ class ContextOverflowError(InvalidRequestError):
     """The prompt plus the requested completion length does not fit the model's context."""
 
     code = "context_length_exceeded"
+
+
+class ContentFilterError(InvalidRequestError):
+    """A model's content policy refused the request (routing may fall back elsewhere)."""
+
+    code = "content_policy_violation"
 
 
 class UnsupportedFeatureError(InvalidRequestError):
@@ -149,6 +156,8 @@ class BackendError(PonderError):
 
     status_code = 502
     code = "backend_error"
+    # Seconds the endpoint asked to wait before the next request (its Retry-After).
+    retry_after: float | None = None
 
 
 class BackendTimeoutError(BackendError):

@@ -52,6 +52,9 @@ class CallLog:
 
     def __init__(self) -> None:
         self.records: list[CallRecord] = []
+        # What routing decided on the way (a hop policy skipped, a fallback taken): kept
+        # with the request's ledger row and trace.
+        self.events: list[str] = []
         self._open = 0
         self._settled = asyncio.Event()
         self._settled.set()
@@ -101,6 +104,23 @@ def begin_charge(backend: str) -> Charge:
     request). Must be called on the event loop, in the request's context."""
     log = _CURRENT.get()
     return log.begin(backend) if log is not None else Charge(None, backend)
+
+
+def current_log() -> CallLog | None:
+    """The log of the request this context belongs to (None outside one): for work that
+    will start calls later, outside this context (a stream opened on first read)."""
+    return _CURRENT.get()
+
+
+def note(event: str) -> None:
+    """Note a routing decision in the current request's log (a no-op outside a request)."""
+    log = _CURRENT.get()
+    if log is not None and len(log.events) < MAX_EVENTS:
+        log.events.append(event)
+
+
+# A request notes at most this many decisions (a long run's retries stay bounded).
+MAX_EVENTS = 64
 
 
 @contextmanager

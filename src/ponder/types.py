@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
+# Why a model is called: the request's own, a strategy's escalation or proposer, a fallback.
+Purpose = Literal["request", "escalation", "proposer", "fallback"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "cancelled"]
 
 

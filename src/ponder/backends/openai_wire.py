@@ -4,7 +4,9 @@ chunks and errors in. Pure conversions, no transport: :mod:`ponder.backends.remo
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import openai
@@ -14,6 +16,8 @@ from ponder.errors import (
     BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
+    ContentFilterError,
+    ContextOverflowError,
     InvalidRequestError,
     ModelNotFoundError,
     PonderError,
@@ -211,7 +215,39 @@ def map_openai_error(exc: openai.OpenAIError, name: str) -> PonderError:
     if isinstance(exc, openai.NotFoundError):
         return ModelNotFoundError(f"{name}: {exc.message}")
     if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
-        return InvalidRequestError(f"{name}: {exc.message}")
-    if isinstance(exc, openai.RateLimitError | openai.InternalServerError):
-        return BackendUnavailableError(f"{name}: {exc.message}")
-    return BackendError(f"{name}: {exc}")
+        return refusal_error(exc.code, exc.message, name)
+    error = (
+        BackendUnavailableError(f"{name}: {exc.message}")
+        if isinstance(exc, openai.RateLimitError | openai.InternalServerError)
+        else BackendError(f"{name}: {exc}")
+    )
+    if isinstance(exc, openai.APIStatusError):
+        error.retry_after = retry_after(exc.response.headers.get("retry-after"))
+    return error
+
+
+def refusal_error(code: object, message: str, name: str) -> InvalidRequestError:
+    """The typed error for an endpoint's 400: an overlong prompt and a content filter's
+    refusal are told apart (routing falls back on them), anything else is the request's."""
+    text = f"{name}: {message}"
+    lowered = message.lower()
+    if code == "context_length_exceeded" or "context length" in lowered:
+        return ContextOverflowError(text)
+    if code in ("content_policy_violation", "content_filter") or "content polic" in lowered:
+        return ContentFilterError(text)
+    return InvalidRequestError(text)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds, or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(when.tzinfo)).total_seconds(), 0.0)

@@ -232,10 +232,10 @@ def calibrate(config: PonderConfig, /, **opts: Any) -> None:
     import shlex
     import sys
 
-    from ponder.backends.registry import BackendRegistry
     from ponder.bench.bank import SampleBank
     from ponder.bench.calibrate import calibrate as fit
     from ponder.bench.tasks import load_task
+    from ponder.routing.registry import BackendRegistry
     from ponder.sandbox import Sandbox
 
     name = opts["model"] or config.default_model

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from ponder.backends.base import Backend
-from ponder.backends.registry import BackendRegistry
 from ponder.bench.bank import BankBackend, SampleBank
 from ponder.bench.cassette import Cassette, CassetteBackend
 from ponder.bench.report import load_prices, write_report
@@ -32,6 +31,7 @@ from ponder.bench.tasks import Example, load_task
 from ponder.config import PonderConfig
 from ponder.errors import ConfigError
 from ponder.gateway import Gateway
+from ponder.routing.registry import BackendRegistry
 from ponder.sandbox import Sandbox
 
 Progress = Callable[[int, int], Callable[[int], None]]

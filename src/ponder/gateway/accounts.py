@@ -17,12 +17,12 @@ import hmac
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import anyio
 
-from ponder.backends.registry import BackendRegistry
 from ponder.config import PonderConfig, Price
 from ponder.errors import (
     AuthenticationError,
@@ -35,6 +35,7 @@ from ponder.gateway.identity import Caller
 from ponder.metering import CallLog, CallRecord
 from ponder.reasoning.base import Services
 from ponder.reasoning.trace import Trace
+from ponder.routing.registry import BackendRegistry
 from ponder.tenancy import ApiKey, Budget, RequestRow, TenancyStore, resolve_database_url
 from ponder.tenancy.models import RequestOutcome
 
@@ -58,9 +59,15 @@ class Controls:
 
 class Accounts:
     def __init__(
-        self, config: PonderConfig, store: TenancyStore | None, admin_key: str | None
+        self,
+        config: PonderConfig,
+        store: TenancyStore | None,
+        admin_key: str | None,
+        prices: Callable[[str], Price | None] | None = None,
     ) -> None:
         self.config = config
+        # A deployment's price by its id (what a call record names); None: unknown.
+        self.prices = prices or config.prices.get
         self.store = store
         self.admin_key = admin_key or None
         # Bounded, short-lived caches that keep the database off a request's hot path.
@@ -77,8 +84,14 @@ class Accounts:
         self._no_keys_until = 0.0
 
     @classmethod
-    async def open(cls, config: PonderConfig, admin_key: str | None) -> Accounts:
-        return cls(config, await TenancyStore.open(resolve_database_url(config)), admin_key)
+    async def open(
+        cls,
+        config: PonderConfig,
+        admin_key: str | None,
+        prices: Callable[[str], Price | None] | None = None,
+    ) -> Accounts:
+        store = await TenancyStore.open(resolve_database_url(config))
+        return cls(config, store, admin_key, prices)
 
     async def aclose(self) -> None:
         if self.store is not None:
@@ -142,7 +155,6 @@ class Accounts:
     ) -> Admission:
         """Check what the caller may use, and reserve the request's worst case."""
         spec = plan.spec
-        caller.check_models([plan.model, *plan.named])
         names: list[str] = []
         effort = call.reasoning_effort
         while spec is not None:
@@ -166,12 +178,13 @@ class Accounts:
                     param="max_tokens",
                 )
             tokens = 0
-        price = self.highest_price([plan.model, *plan.named], registry)
+        price = self.highest_price(plan, registry)
         if price is None:
             if any(b.unit == "usd" for b in budgets):
                 raise InvalidRequestError(
-                    f"no price is configured for {plan.model!r}, so its cost cannot be held "
-                    "against a budget in dollars ([prices] in the configuration)",
+                    f"no price is configured for a deployment {plan.model!r} may reach, so "
+                    "its cost cannot be held against a budget in dollars (set price on the "
+                    "deployment, or [prices] in the configuration)",
                     param="model",
                 )
             price = 0.0
@@ -197,26 +210,24 @@ class Accounts:
             return self.config.default_request_tokens
         return bound * request.n
 
-    def price(self, model: str, registry: BackendRegistry) -> Price | None:
-        """A model's price; local models cost nothing; an unpriced remote one is unknown."""
-        if model in self.config.prices:
-            return self.config.prices[model]
-        try:
-            kind = registry.kind_of(model)
-        except PonderError:
+    def highest_price(self, plan: Plan, registry: BackendRegistry) -> float | None:
+        """The highest price per token among every deployment the request may reach (its
+        model's, the strategy's models', and their fallbacks', as the scope allows); None
+        if one of them has no price."""
+        routed = [plan.routed, *plan.named.values()]
+        deployments = [d for b in routed if b is not None for d in registry.reachable(b)]
+        if any(d.price is None for d in deployments):
             return None
-        return Price() if kind != "remote" else None
-
-    def highest_price(self, models: list[str], registry: BackendRegistry) -> float | None:
-        prices = [self.price(m, registry) for m in models]
-        if any(p is None for p in prices):
-            return None
-        return max((max(p.prompt, p.completion) for p in prices if p is not None), default=0.0)
+        return max(
+            (max(d.price.prompt, d.price.completion) for d in deployments if d.price),
+            default=0.0,
+        )
 
     def cost(self, records: tuple[CallRecord, ...] | list[CallRecord]) -> float:
+        """Dollars for what the records spent, at each deployment's price."""
         total = 0.0
         for record in records:
-            price = self.config.prices.get(record.backend)
+            price = self.prices(record.backend)
             if price is not None:
                 total += (
                     record.usage.prompt_tokens * price.prompt

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any, cast, get_args
 
 from ponder.backends.base import Backend
-from ponder.backends.remote import RemoteConfig
 from ponder.errors import InvalidRequestError
 from ponder.gateway.identity import Caller
 from ponder.metering import CallLog
 from ponder.reasoning.runner import StrategySpec
 from ponder.reasoning.selection import Selection
+from ponder.routing.backend import RoutedBackend
 from ponder.tenancy.models import Reservation
 from ponder.types import GenerationRequest, Message, Role
 
@@ -32,6 +32,8 @@ class ChatCall:
     # goes upstream as this (see ponder.gateway.passthrough).
     body: Mapping[str, Any] | None = None
     caller: Caller = field(default_factory=Caller.local)
+    # Keep every hop of this request on deployments with ``local = true``.
+    local_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +55,12 @@ class Plan:
     model: str  # canonical
     tag: str
     backend: Backend  # the request's model, or the strategy running over it
-    named: dict[str, Backend] = field(default_factory=dict)
-    # Set when the request is forwarded to this endpoint as the client sent it.
-    upstream: RemoteConfig | None = None
+    # The request's model, routed (before a strategy or a spending cap wraps it).
+    routed: RoutedBackend | None = None
+    named: dict[str, RoutedBackend] = field(default_factory=dict)
+    # Set when the request is forwarded as the client sent it: the routed model, whose
+    # deployments (all remote) the pass-through walks.
+    upstream: RoutedBackend | None = None
     caller: Caller = field(default_factory=Caller.local)
     admission: Admission = field(default_factory=Admission)
     log: CallLog = field(default_factory=CallLog)

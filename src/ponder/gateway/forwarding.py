@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import anyio
 
-from ponder.errors import PonderError
+from ponder.backends.openai_wire import refusal_error
+from ponder.errors import ContentFilterError, ContextOverflowError, PonderError
 from ponder.gateway.call import ChatCall, Plan
 from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream
 from ponder.metering import Charge
@@ -34,21 +35,41 @@ class Forwarder:
         self, call: ChatCall, plan: Plan, send: Callable[..., Awaitable[T]]
     ) -> tuple[T, Charge]:
         """Send the client's body upstream with ``send`` (the pass-through's ``forward`` or
-        ``open_stream``); a request that fails on the way is ended (recorded) here."""
+        ``open_stream``), walking the model's deployments as any routed call does (retries,
+        cooldowns, fallbacks, policy at each hop) while nothing has reached the client. An
+        endpoint's refusal of an overlong prompt or by its content filter moves on to that
+        kind of fallback where one is configured, and is relayed as it came otherwise. A
+        request that fails on the way is ended (recorded) here."""
         assert plan.upstream is not None and call.body is not None
-        charge = plan.log.begin(plan.model)
-        try:
-            sent = await send(
-                plan.upstream,
-                plan.upstream.model,
-                _upstream_body(call.body),
-                headers=plan.upstream.headers,
-            )
-        except BaseException as exc:
-            charge.end(Usage(), exc)
-            await self.end(plan, exc, False)
-            raise
-        return sent, charge
+        body = _upstream_body(call.body)
+        health = plan.upstream.registry.health
+        attempts = plan.upstream.attempts()
+        error: BaseException | None = None
+        while True:
+            try:
+                deployment = await attempts.next(error)
+            except BaseException as exc:
+                await self.end(plan, exc, False)
+                raise
+            endpoint = deployment.endpoint
+            assert endpoint is not None
+            charge = plan.log.begin(deployment.id)
+            started = health.begin(deployment)
+            try:
+                sent = await send(endpoint, endpoint.model, body, headers=endpoint.headers)
+            except BaseException as exc:
+                charge.end(Usage(), exc)
+                attempts.failed(deployment, exc)
+                error = exc
+                continue
+            refusal = _refusal(sent, deployment.id)
+            if refusal is not None and attempts.has_fallbacks(refusal):
+                charge.end(Usage(), refusal)
+                attempts.failed(deployment, refusal)
+                error = refusal
+                continue
+            health.succeeded(deployment, started, 0)
+            return sent, charge
 
     async def forward(self, call: ChatCall, plan: Plan) -> Forwarded:
         """A pass-through request, sent upstream as the client sent it (model id aside) and
@@ -66,6 +87,18 @@ class Forwarder:
             await self.end(plan, None, False)
             return ForwardedStream(opened, None, self, plan, charge)
         return ForwardedStream(None, opened, self, plan, charge)
+
+
+def _refusal(sent: object, where: str) -> ContextOverflowError | ContentFilterError | None:
+    """The typed error of an endpoint's 400 that routing may fall back on (an overlong
+    prompt, a content filter's refusal); None for anything else."""
+    if not isinstance(sent, Forwarded) or sent.status_code != 400:
+        return None
+    detail = sent.body.get("error") if isinstance(sent.body, Mapping) else None
+    if not isinstance(detail, Mapping):
+        return None
+    error = refusal_error(detail.get("code"), str(detail.get("message", "")), where)
+    return error if isinstance(error, ContextOverflowError | ContentFilterError) else None
 
 
 def _upstream_body(body: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -3,18 +3,19 @@
 A :class:`Caller` is resolved once per request from its bearer token: the operator's admin
 key (``PONDER_ADMIN_KEY``), an API key from the tenancy store, or, on a server with no keys at
 all, the single local user. Permissions set on a key win over its team's; a key or team may
-restrict the models (globs on the model a name resolves to), the strategies and the highest
-``reasoning_effort`` it may use. Every model a request reaches is checked, the strategy's own
-included (proposers, escalation).
+restrict the strategies and the highest ``reasoning_effort`` it may use, and carries a
+routing policy (:mod:`ponder.routing.policy`): its allowed models (globs, matched on the
+deployment a name resolves to) and its own rules, checked at every hop of its requests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
+from ponder.config import PolicyRule, PolicySettings
 from ponder.errors import PolicyError
+from ponder.routing.policy import Scope
 from ponder.tenancy.models import ApiKey, Team
 
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
@@ -53,16 +54,25 @@ class Caller:
             return True
         return self.key.team_admin and team is not None and team == self.key.team
 
-    def check_models(self, models: Iterable[str]) -> None:
-        allowed = self._allowed("models")
-        if allowed is None:
-            return
-        for model in models:
-            if not any(fnmatchcase(model.lower(), pattern.lower()) for pattern in allowed):
-                raise PolicyError(f"{self.label} may not use the model {model!r}", param="model")
+    def scope(self, base: Scope, *, local_only: bool = False) -> Scope:
+        """The policies this caller's requests are under: ``base`` (the operator's), then
+        its team's and its key's own (their policy, and their allowed models as an
+        allow-list), then the request's local-only mark."""
+        scope = base
+        if self.key is not None and not self.admin:
+            if self.team is not None:
+                label = f"team {self.team.name}"
+                scope = scope.with_layer(label, self.team.policy)
+                scope = scope.with_layer(label, _allow_list(self.team.allowed_models))
+            label = f"key {self.key.prefix}"
+            scope = scope.with_layer(label, self.key.policy)
+            scope = scope.with_layer(label, _allow_list(self.key.allowed_models))
+        if local_only:
+            scope = scope.with_layer("request", PolicySettings(local_only=True))
+        return scope
 
     def check_strategies(self, strategies: Iterable[str]) -> None:
-        allowed = self._allowed("strategies")
+        allowed = self._allowed_strategies()
         if allowed is None:
             return
         for name in strategies:
@@ -81,15 +91,12 @@ class Caller:
                 param="reasoning_effort",
             )
 
-    def _allowed(self, what: str) -> tuple[str, ...] | None:
+    def _allowed_strategies(self) -> tuple[str, ...] | None:
         if self.admin or self.key is None:
             return None
-        own = self.key.allowed_models if what == "models" else self.key.allowed_strategies
-        if own is not None:
-            return own
-        if self.team is None:
-            return None
-        return self.team.allowed_models if what == "models" else self.team.allowed_strategies
+        if self.key.allowed_strategies is not None:
+            return self.key.allowed_strategies
+        return self.team.allowed_strategies if self.team is not None else None
 
     def _ceiling(self) -> str | None:
         if self.admin or self.key is None:
@@ -97,3 +104,11 @@ class Caller:
         if self.key.max_effort is not None:
             return self.key.max_effort
         return self.team.max_effort if self.team is not None else None
+
+
+def _allow_list(models: tuple[str, ...] | None) -> PolicySettings | None:
+    """A key's or team's allowed models (globs) as an allow-mode policy."""
+    if models is None:
+        return None
+    rules = tuple(PolicyRule(effect="allow", model=glob) for glob in models)
+    return PolicySettings(mode="allow", rules=rules)

@@ -198,7 +198,7 @@ class PassThrough:
             raise transport_error(exc, where) from exc
         finally:
             slots.release()
-        return reply_of(response.status, content, where)
+        return reply_of(response.status, content, where, response.headers.get("Retry-After"))
 
     async def open_stream(
         self,
@@ -250,7 +250,7 @@ class PassThrough:
         finally:
             response.close()
             slots.release()
-        return reply_of(response.status, content, where)
+        return reply_of(response.status, content, where, response.headers.get("Retry-After"))
 
     # -- the client ---------------------------------------------------------------------
     async def _acquire(self, endpoint: EndpointConfig, where: str) -> asyncio.Semaphore:

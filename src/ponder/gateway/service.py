@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from ponder.backends.base import Backend
-from ponder.backends.registry import BackendRegistry
 from ponder.config import PonderConfig, load_config
 from ponder.errors import (
     ModelNotFoundError,
@@ -43,12 +42,15 @@ from ponder.gateway.identity import Caller
 from ponder.gateway.ledger import UsageLedger
 from ponder.gateway.passthrough import Forwarded
 from ponder.gateway.reply import Reply, ReplyStream, reply_usage, spent_on_failure
-from ponder.metering import recording
+from ponder.metering import CallLog, recording
 from ponder.reasoning.base import Services, StrategyResult
 from ponder.reasoning.registry import StrategyRegistry
 from ponder.reasoning.runner import StrategyBackend, StrategySpec, run_strategy
 from ponder.reasoning.selection import Selection, select_strategy
 from ponder.reasoning.trace import Trace
+from ponder.routing.backend import RoutedBackend
+from ponder.routing.policy import Scope
+from ponder.routing.registry import BackendRegistry
 from ponder.types import GenerationRequest, Message, SamplingParams
 
 
@@ -69,17 +71,17 @@ class Gateway:
         self.registry = registry or BackendRegistry(config)
         # Read once at start: a broken profile or plugin stops start-up, not a request.
         self.strategies = strategies or StrategyRegistry.discover()
-        self.services = services or Services.from_config(config)
+        services = services or Services.from_config(config)
+        if services.price_of is None:  # a budget in dollars is priced by the deployments
+            services = dataclasses.replace(services, price_of=self.registry.model_price)
+        self.services = services
         # In-process totals for /metrics and usage tags; the durable ledger is the store's.
         self.ledger = ledger or UsageLedger()
         # No database until start(): a batch caller (the bench) that never starts one keeps
         # nothing on disk.
-        self.accounts = Accounts(config, None, admin_key)
+        self.accounts = Accounts(config, None, admin_key, self.registry.price_of)
         self._admin_key = admin_key
         self.forwarder = Forwarder(self._end_forwarded)
-        # A model's endpoint settings, built once (the configuration is immutable) rather
-        # than per pass-through request; bounded, as "provider/<any model>" names are open.
-        self._upstream_of = functools.lru_cache(maxsize=1024)(self.registry.remote_config)
         self._close_backends = close_backends
         # Off for batch callers (the bench, calibration) that keep their own records.
         self._store_traces = store_traces
@@ -96,7 +98,9 @@ class Gateway:
         crashed process left behind, and keep doing so while this gateway runs (another
         replica may crash at any time)."""
         if self.accounts.store is None:
-            self.accounts = await Accounts.open(self.config, self._admin_key)
+            self.accounts = await Accounts.open(
+                self.config, self._admin_key, self.registry.price_of
+            )
             assert self.accounts.store is not None
             await self.accounts.store.sweep_stale(STALE_RESERVATION)
             self._sweeper = asyncio.create_task(self._sweep_forever())
@@ -147,8 +151,10 @@ class Gateway:
         temperature: float | None = None,
         seed: int | None = None,
         n: int = 1,
+        local_only: bool = False,
     ) -> Reply:
-        """Answer ``messages`` (a string is one user message) the way the server would."""
+        """Answer ``messages`` (a string is one user message) the way the server would;
+        ``local_only`` keeps every hop on deployments marked ``local``."""
         chat = as_messages(messages)
         sampling = SamplingParams(max_tokens=max_tokens, seed=seed)
         if temperature is not None:
@@ -160,13 +166,32 @@ class Gateway:
                 request=GenerationRequest(messages=chat, sampling=sampling, n=n),
                 ponder=dict(choice) if choice is not None else None,
                 reasoning_effort=effort,
+                local_only=local_only,
             )
         )
 
     # -- one request -------------------------------------------------------------------------
     async def plan(self, call: ChatCall) -> Plan:
         """Steps 1-3: select the strategy, resolve every model it will reach, and admit the
-        caller (permissions, then a reservation of the worst case)."""
+        caller (permissions, then a reservation of the worst case). A request that policy
+        refuses is written to the ledger (nothing spent) before its 403 goes out."""
+        try:
+            return await self._plan(call)
+        except PolicyError as exc:
+            await self.accounts.finish(
+                call.caller,
+                None,
+                model=call.model,
+                strategy=None,
+                effort=call.reasoning_effort,
+                log=CallLog(),
+                seconds=0.0,
+                error=exc,
+                trace=None,
+            )
+            raise
+
+    async def _plan(self, call: ChatCall) -> Plan:
         name, _, tag = call.model.partition("#")  # "#tag" only labels usage in the ledger
         selection = select_strategy(
             model=name,
@@ -176,8 +201,11 @@ class Gateway:
             default=self.config.default_strategy,
             registry=self.strategies,
         )
+        scope = call.caller.scope(self.registry.scope, local_only=call.local_only)
+        # A GGUF file by path is the operator's (the CLI, the library), never a key's.
+        paths = call.caller.key is None
         model = self.registry.canonical(selection.model)
-        self.registry.kind_of(model)  # unknown model: 404 before any work
+        self.registry.resolve(model, paths=paths)  # unknown model: 404 before any work
         self.registry.check_n(call.request.n)
         unsupported = unhonoured(call.request) if selection.spec is not None else []
         if unsupported and selection.source == "request":
@@ -191,46 +219,53 @@ class Gateway:
             # The server's own default must not drop what the client asked for: such a
             # request goes to the model as it is.
             selection = Selection(None, selection.model, selection.source)
-        base = await self.registry.get(model)
-        upstream = (
-            self._upstream_of(model) if selection.spec is None and call.body is not None else None
-        )
+        base = await self.registry.get(model, scope=scope, paths=paths)
+        # The pass-through sends the client's body as it is: not where personal data must
+        # be redacted first (that takes the routed path, whose calls redact and restore).
+        remote = all(d.kind == "remote" for d in base.group.deployments) and not scope.redact
         plan = Plan(
             selection=selection,
             model=model,
             tag=tag,
             backend=base,
-            named=await self.resolve_models(selection.spec),
-            upstream=upstream,
+            routed=base,
+            named=await self.resolve_models(selection.spec, scope),
+            upstream=base if remote and selection.spec is None and call.body is not None else None,
             caller=call.caller,
         )
         plan.admission = await self.accounts.admit(
             call.caller, call, plan, self.services, self.registry
         )
+        backend: Backend = base
+        named: dict[str, Backend] = dict(plan.named)
         if plan.admission.cap_tokens is not None:
             cap = SpendingCap(
                 plan.admission.cap_tokens, self.config.engine.default_max_tokens, plan.log
             )
-            base = GuardedBackend(base, cap)
-            plan.named = {k: GuardedBackend(b, cap) for k, b in plan.named.items()}
+            backend = GuardedBackend(base, cap)
+            named = {k: GuardedBackend(b, cap) for k, b in named.items()}
         plan.backend = (
-            StrategyBackend(selection.spec, base, backends=plan.named, services=self.services)
+            StrategyBackend(selection.spec, backend, backends=named, services=self.services)
             if selection.spec is not None
-            else base
+            else backend
         )
         return plan
 
-    async def resolve_models(self, spec: StrategySpec | None) -> dict[str, Backend]:
-        """The backends a strategy declares besides the request's model, through the same
-        registry and policy; a required one that is denied fails the request, an optional
-        one (``auto``'s escalation) is left out."""
-        named: dict[str, Backend] = {}
+    async def resolve_models(
+        self, spec: StrategySpec | None, scope: Scope | None = None
+    ) -> dict[str, RoutedBackend]:
+        """The backends a strategy declares besides the request's model, routed under the
+        request's scope (so every call they make is checked again); a required one that is
+        denied fails the request, an optional one (``auto``'s escalation) is left out."""
+        named: dict[str, RoutedBackend] = {}
         while spec is not None:
             for use in spec.strategy().models(spec.params, self.services):
                 if use.name in named:
                     continue
                 try:
-                    named[use.name] = await self.registry.get(use.name, purpose=use.purpose)
+                    named[use.name] = await self.registry.get(
+                        use.name, purpose=use.purpose, scope=scope, paths=False
+                    )
                 except (PolicyError, ModelNotFoundError):
                     if use.required:
                         raise
@@ -299,7 +334,7 @@ class Gateway:
             backend=backend or await self.registry.get(canonical),
         )
         try:
-            plan.named = await self.resolve_models(spec)
+            plan.named = await self.resolve_models(spec, self.registry.scope)
             with recording(plan.log):
                 result = await run_strategy(
                     spec,
@@ -323,6 +358,9 @@ class Gateway:
         """Record what a request spent (the log's sum), however it ended."""
         seconds = time.perf_counter() - plan.started
         usage = reply_usage(plan.log, None)
+        if trace is not None:
+            for event in plan.log.events:  # what routing decided: skips, fallbacks
+                trace.note("routing", event=event)
         self.ledger.record(plan.model, usage, ok=error is None, seconds=seconds, tag=plan.tag)
         spec = plan.spec
         await self.accounts.finish(

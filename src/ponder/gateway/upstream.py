@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from ponder.backends.endpoint import EndpointConfig
+from ponder.backends.openai_wire import retry_after as parse_retry_after
 from ponder.errors import BackendError, BackendTimeoutError, BackendUnavailableError, PonderError
 from ponder.types import Usage
 
@@ -102,20 +103,27 @@ def pool_exhausted(where: str) -> PonderError:
     return BackendUnavailableError(f"{where}: no free upstream connection in time (pool exhausted)")
 
 
-def status_error(status: int, content: bytes, where: str) -> PonderError:
-    """The typed error for an upstream status that says the endpoint failed."""
+def status_error(
+    status: int, content: bytes, where: str, retry_after: str | None = None
+) -> PonderError:
+    """The typed error for an upstream status that says the endpoint failed, with the wait
+    its ``Retry-After`` asked for."""
     message = f"{where}: HTTP {status}: {_error_message(content)}"
+    error: BackendError
     if status in _TIMED_OUT:
-        return BackendTimeoutError(message, usage=Usage(calls=1))
-    if status in _UNAVAILABLE:
-        return BackendUnavailableError(message, usage=Usage(calls=1))
-    return BackendError(message, usage=Usage(calls=1))
+        error = BackendTimeoutError(message, usage=Usage(calls=1))
+    elif status in _UNAVAILABLE:
+        error = BackendUnavailableError(message, usage=Usage(calls=1))
+    else:
+        error = BackendError(message, usage=Usage(calls=1))
+    error.retry_after = parse_retry_after(retry_after)
+    return error
 
 
-def reply_of(status: int, content: bytes, where: str) -> Forwarded:
+def reply_of(status: int, content: bytes, where: str, retry_after: str | None = None) -> Forwarded:
     """The :class:`Forwarded` for an endpoint's whole reply, or the typed error it means."""
     if status >= 500 or status in _TIMED_OUT or status in _UNAVAILABLE:
-        raise status_error(status, content, where)
+        raise status_error(status, content, where, retry_after)
     if not 200 <= status < 500 or 300 <= status < 400:
         raise BackendError(f"{where}: unexpected HTTP {status} from the endpoint")
     try:

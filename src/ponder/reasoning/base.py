@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from ponder.errors import first_error
-from ponder.policy import Purpose
 from ponder.reasoning.profile import AutoProfile, load_profile
 from ponder.reasoning.trace import Trace, TracingBackend
 from ponder.sandbox import ProgramSandbox, Sandbox
-from ponder.types import GenerationRequest, Usage
+from ponder.types import GenerationRequest, Purpose, Usage
 
 if TYPE_CHECKING:
     from ponder.config import PonderConfig
@@ -47,6 +46,9 @@ class Services:
     auto_profile: AutoProfile | None = None  # None: the profile shipped with Ponder
     # The only way a strategy runs a program (OS-isolated; fails closed).
     sandbox: ProgramSandbox = field(default_factory=Sandbox)
+    # A model name's price per 1M tokens (prompt, completion): the dearest of the
+    # deployments that may serve it; None where one has no price. Set by the gateway.
+    price_of: Callable[[str], tuple[float, float] | None] | None = None
 
     @staticmethod
     def from_config(config: PonderConfig) -> Services:

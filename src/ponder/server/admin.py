@@ -1,23 +1,33 @@
 """The admin HTTP API: teams, keys, budgets and rate limits, for the ``PONDER_ADMIN_KEY``
 holder (``ponder keys ...`` does the same from the command line, on the database directly).
-A key's secret is returned once, when it is created or rotated."""
+A key's secret is returned once, when it is created or rotated.
+
+A team or key may carry a routing policy of its own: ``"policy"`` in its create body, or
+``PUT .../policy`` with the policy itself as the body (``null`` or ``{}`` clears it), in the
+form of the configuration's ``[policy]`` table (``ponder.config.policy_from_mapping``); an
+invalid one is a 400 with ``param: "policy"``. Listings show it as ``policy_as_mapping``
+gives it, or null."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.errors import StoreUnavailableError
+from ponder.config.routing import PolicySettings, policy_as_mapping
+from ponder.errors import ConfigError, InvalidRequestError, StoreUnavailableError
 from ponder.server.routes import caller_of, gateway_of, require_admin
 from ponder.tenancy import TenancyStore
-from ponder.tenancy.models import ApiKey
+from ponder.tenancy.keys import parse_policy
+from ponder.tenancy.models import ApiKey, Team
 
 router = APIRouter(prefix="/v1/admin")
 
 T = TypeVar("T")
+# The body of PUT .../policy: the policy itself (a JSON object), or null.
+PolicyBody = Annotated[dict[str, Any] | None, Body()]
 
 
 class _Body(BaseModel):
@@ -29,6 +39,7 @@ class TeamBody(_Body):
     allowed_models: list[str] | None = None
     allowed_strategies: list[str] | None = None
     max_effort: str | None = None
+    policy: dict[str, Any] | None = None
 
 
 class KeyBody(_Body):
@@ -38,6 +49,7 @@ class KeyBody(_Body):
     allowed_models: list[str] | None = None
     allowed_strategies: list[str] | None = None
     max_effort: str | None = None
+    policy: dict[str, Any] | None = None
 
 
 class BudgetBody(_Body):
@@ -71,6 +83,29 @@ async def _change(http: Request, change: Callable[[TenancyStore], Awaitable[T]])
     return done
 
 
+def _policy(data: Any) -> PolicySettings | None:
+    """A policy from a request body: None or ``{}`` for none; an invalid one is a 400."""
+    try:
+        return parse_policy(data, "policy")
+    except ConfigError as error:
+        raise InvalidRequestError(error.message, param="policy") from error
+
+
+def _policy_view(policy: PolicySettings | None) -> dict[str, Any] | None:
+    return (policy_as_mapping(policy) or None) if policy is not None else None
+
+
+def team_view(team: Team) -> dict[str, Any]:
+    return {
+        "name": team.name,
+        "allowed_models": team.allowed_models,
+        "allowed_strategies": team.allowed_strategies,
+        "max_effort": team.max_effort,
+        "policy": _policy_view(team.policy),
+        "created_at": team.created_at.isoformat(),
+    }
+
+
 def key_view(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": key.id,
@@ -81,6 +116,7 @@ def key_view(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
         "allowed_models": key.allowed_models,
         "allowed_strategies": key.allowed_strategies,
         "max_effort": key.max_effort,
+        "policy": _policy_view(key.policy),
         "created_at": key.created_at.isoformat(),
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
     }
@@ -91,6 +127,7 @@ def key_view(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
 
 @router.post("/teams")
 async def create_team(http: Request, body: TeamBody) -> dict[str, Any]:
+    policy = _policy(body.policy)
     team = await _change(
         http,
         lambda s: s.create_team(
@@ -98,13 +135,29 @@ async def create_team(http: Request, body: TeamBody) -> dict[str, Any]:
             allowed_models=body.allowed_models,
             allowed_strategies=body.allowed_strategies,
             max_effort=body.max_effort,
+            policy=policy,
         ),
     )
-    return {"name": team.name, "created_at": team.created_at.isoformat()}
+    return team_view(team)
+
+
+@router.get("/teams")
+async def list_teams(http: Request) -> dict[str, Any]:
+    found = await (await _store(http)).list_teams()
+    return {"object": "list", "data": [team_view(t) for t in found]}
+
+
+@router.put("/teams/{name}/policy")
+async def set_team_policy(http: Request, name: str, body: PolicyBody = None) -> dict[str, Any]:
+    """Replace the team's routing policy (the body is the policy; null or {} clears it)."""
+    policy = _policy(body)
+    team = await _change(http, lambda s: s.set_policy("team", name, policy))
+    return team_view(team)
 
 
 @router.post("/keys")
 async def create_key(http: Request, body: KeyBody) -> dict[str, Any]:
+    policy = _policy(body.policy)
     key, secret = await _change(
         http,
         lambda s: s.create_key(
@@ -114,6 +167,7 @@ async def create_key(http: Request, body: KeyBody) -> dict[str, Any]:
             allowed_models=body.allowed_models,
             allowed_strategies=body.allowed_strategies,
             max_effort=body.max_effort,
+            policy=policy,
         ),
     )
     return key_view(key, secret)
@@ -129,6 +183,14 @@ async def list_keys(http: Request, team: str | None = None) -> dict[str, Any]:
 async def rotate_key(http: Request, key_id: str) -> dict[str, Any]:
     key, secret = await _change(http, lambda s: s.rotate_key(key_id))
     return key_view(key, secret)
+
+
+@router.put("/keys/{key_id}/policy")
+async def set_key_policy(http: Request, key_id: str, body: PolicyBody = None) -> dict[str, Any]:
+    """Replace the key's routing policy (the body is the policy; null or {} clears it)."""
+    policy = _policy(body)
+    key = await _change(http, lambda s: s.set_policy("key", key_id, policy))
+    return key_view(key)
 
 
 @router.delete("/keys/{key_id}")

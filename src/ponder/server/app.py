@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from ponder.backends.registry import BackendRegistry
 from ponder.config import PonderConfig
 from ponder.gateway import Gateway
 from ponder.reasoning.base import Services
+from ponder.routing.registry import BackendRegistry
 from ponder.server import admin, errors, metrics, routes
 
 log = logging.getLogger("ponder.server")

@@ -15,8 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ponder.backends.registry import BackendRegistry
 from ponder.gateway.ledger import UsageLedger
+from ponder.routing.registry import BackendRegistry
 
 __all__ = ["CONTENT_TYPE_LATEST", "metrics_registry", "render"]
 
@@ -99,6 +99,36 @@ class _PonderCollector(Collector):
             for model, engine in engines.items():
                 counter.add_metric([model], getattr(engine.stats, key))
             yield counter
+        yield from _deployment_metrics(self._backends.status())
+
+
+# Per deployment: routing state, from BackendRegistry.status().
+_DEPLOYMENT_GAUGES = (
+    ("in_flight", "ponder_deployment_in_flight", "Calls in flight to the deployment."),
+    ("cooling_down", "ponder_deployment_cooling_down", "1 while the deployment is cooled down."),
+    ("latency_seconds", "ponder_deployment_latency_seconds", "Average latency of its calls."),
+)
+_DEPLOYMENT_COUNTERS = (
+    ("requests", "ponder_deployment_requests", "Calls routed to the deployment."),
+    ("failures", "ponder_deployment_failures", "Calls to the deployment that failed."),
+    ("cooldowns", "ponder_deployment_cooldowns", "Times the deployment was cooled down."),
+)
+
+
+def _deployment_metrics(status: list[dict[str, Any]]) -> Iterator[Metric]:
+    labels = ["deployment", "model"]
+    for key, name, help_ in _DEPLOYMENT_GAUGES:
+        gauge = GaugeMetricFamily(name, help_, labels=labels)
+        for d in status:
+            value = d[key]
+            if value is not None:
+                gauge.add_metric([d["id"], d["model"]], float(value))
+        yield gauge
+    for key, name, help_ in _DEPLOYMENT_COUNTERS:
+        counter = CounterMetricFamily(name, help_, labels=labels)
+        for d in status:
+            counter.add_metric([d["id"], d["model"]], d[key])
+        yield counter
 
 
 def metrics_registry(ledger: UsageLedger, backends: BackendRegistry) -> CollectorRegistry:

@@ -96,6 +96,13 @@ async def prometheus(http: Request) -> Response:
     return Response(body, media_type=metrics.CONTENT_TYPE_LATEST)
 
 
+@router.get("/v1/deployments")
+async def deployments(http: Request) -> dict[str, object]:
+    """Every deployment with its routing state: in flight, latency, failures, cooldown."""
+    require_admin(await caller_of(http))
+    return {"object": "list", "data": gateway_of(http).registry.status()}
+
+
 @router.get("/v1/traces/{trace_id}")
 async def get_trace(http: Request, trace_id: str) -> JSONResponse:
     # Another key's trace is not found, as if it did not exist.
@@ -156,6 +163,11 @@ def chat_request(raw: bytes, content_type: str | None) -> tuple[ChatCompletionRe
     return wire, body
 
 
+def _truthy(value: str | None) -> bool:
+    """A request header's flag: ``true``, ``1`` or ``yes`` (any case)."""
+    return value is not None and value.strip().lower() in ("1", "true", "yes")
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.partition(";")[0].strip().lower()
     kind, _, subtype = media.partition("/")
@@ -171,6 +183,7 @@ async def _chat(http: Request, body: ChatCompletionRequest, raw: Any) -> Respons
         reasoning_effort=body.reasoning_effort,
         body=raw,
         caller=await caller_of(http),
+        local_only=_truthy(http.headers.get("x-ponder-local-only")),
     )
     # Planned before the first byte: a request that cannot run gets its 4xx, not a 200.
     plan = await gateway.plan(call)

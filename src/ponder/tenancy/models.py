@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ponder.config.routing import PolicySettings
 from ponder.errors import InvalidRequestError
 from ponder.metering import CallRecord
 from ponder.types import Usage
@@ -68,18 +69,24 @@ def micros_to_usd(micros: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Team:
+    """A team's record. ``policy``: its own routing policy (None: none of its own); a
+    request of its keys must pass it as well as the operator's and the key's own."""
+
     name: str
     allowed_models: tuple[str, ...] | None
     allowed_strategies: tuple[str, ...] | None
     max_effort: str | None
     created_at: datetime
+    # Not hashed (a policy holds a mapping); compared like every other field.
+    policy: PolicySettings | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """A key's record. The secret itself is never stored, only its SHA-256; ``prefix`` is
     the first 8 characters after ``pk-``, for display. Permissions left ``None`` defer to
-    the team's."""
+    the team's; ``policy``, the key's own routing policy (None: none of its own), applies
+    as well as its team's."""
 
     id: str
     team: str
@@ -91,6 +98,7 @@ class ApiKey:
     max_effort: str | None
     created_at: datetime
     revoked_at: datetime | None
+    policy: PolicySettings | None = field(default=None, hash=False)
 
     @property
     def revoked(self) -> bool:

@@ -36,6 +36,7 @@ teams = Table(
     Column("allowed_strategies", Text),
     Column("max_effort", String(32)),
     Column("created_at", DateTime, nullable=False),
+    Column("policy", Text),  # JSON (policy_as_mapping), NULL: no policy of its own
 )
 
 api_keys = Table(
@@ -52,6 +53,7 @@ api_keys = Table(
     Column("max_effort", String(32)),
     Column("created_at", DateTime, nullable=False),
     Column("revoked_at", DateTime),
+    Column("policy", Text),  # JSON, as on teams
 )
 
 budgets = Table(

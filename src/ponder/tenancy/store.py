@@ -20,11 +20,12 @@ import hmac
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Literal, overload
 
 from sqlalchemy import bindparam, exc, select, update
 from sqlalchemy.engine import Connection
 
+from ponder.config.routing import PolicySettings
 from ponder.errors import InvalidRequestError, TenantNotFoundError
 from ponder.tenancy import accounting, engine, ledger, reports
 from ponder.tenancy.engine import Database
@@ -33,6 +34,7 @@ from ponder.tenancy.keys import (
     check_name,
     display_prefix,
     dump_names,
+    dump_policy,
     hash_secret,
     key_from_row,
     new_key_id,
@@ -99,13 +101,16 @@ class TenancyStore:
         allowed_models: list[str] | None = None,
         allowed_strategies: list[str] | None = None,
         max_effort: str | None = None,
+        policy: PolicySettings | None = None,
     ) -> Team:
+        """A new team; ``policy`` is its own routing policy (None, or an empty one: none)."""
         values = {
             "name": check_name(name, "a team name"),
             "allowed_models": dump_names(allowed_models, "allowed_models"),
             "allowed_strategies": dump_names(allowed_strategies, "allowed_strategies"),
             "max_effort": max_effort,
             "created_at": to_db(utcnow()),
+            "policy": dump_policy(policy),
         }
         try:
             await self._db.run(lambda conn: conn.execute(teams.insert().values(**values)))
@@ -133,8 +138,10 @@ class TenancyStore:
         allowed_models: list[str] | None = None,
         allowed_strategies: list[str] | None = None,
         max_effort: str | None = None,
+        policy: PolicySettings | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key for ``team``: its record, and its secret (shown this once only)."""
+        """A new key for ``team``: its record, and its secret (shown this once only).
+        ``policy`` is the key's own routing policy (None, or an empty one: none)."""
         secret = new_secret()
         values = {
             "id": new_key_id(),
@@ -148,6 +155,7 @@ class TenancyStore:
             "max_effort": max_effort,
             "created_at": to_db(utcnow()),
             "revoked_at": None,
+            "policy": dump_policy(policy),
         }
 
         def body(conn: Connection) -> None:
@@ -189,6 +197,38 @@ class TenancyStore:
             accounting.key_row(conn, key_id)
 
         await self._db.run(body)
+
+    @overload
+    async def set_policy(
+        self, scope: Literal["team"], ident: str, policy: PolicySettings | None
+    ) -> Team: ...
+
+    @overload
+    async def set_policy(
+        self, scope: Literal["key"], ident: str, policy: PolicySettings | None
+    ) -> ApiKey: ...
+
+    async def set_policy(
+        self, scope: Scope, ident: str, policy: PolicySettings | None
+    ) -> Team | ApiKey:
+        """Replace a team's (``scope="team"``, by name) or a key's (``"key"``, by id; revoked
+        ones too) routing policy; None or an empty policy clears it. Returns the updated
+        record. Also the way to repair a row whose stored policy cannot be read."""
+        accounting.check_choice(scope, SCOPES, "scope")
+        stored = dump_policy(policy)
+        table = teams if scope == "team" else api_keys
+        ident_column = teams.c.name if scope == "team" else api_keys.c.id
+        change = update(table).where(ident_column == ident).values(policy=stored)
+
+        def body(conn: Connection) -> Team | ApiKey:
+            if conn.execute(change).rowcount != 1:
+                raise TenantNotFoundError(
+                    f"no {scope} {ident!r}", param="name" if scope == "team" else "key_id"
+                )
+            row = conn.execute(select(table).where(ident_column == ident)).one()
+            return team_from_row(row) if scope == "team" else key_from_row(row)
+
+        return await self._db.run(body)
 
     async def get_key(self, key_id: str) -> ApiKey | None:
         query = select(api_keys).where(api_keys.c.id == key_id)

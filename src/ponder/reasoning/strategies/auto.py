@@ -56,11 +56,19 @@ class AutoParams(StrategyParams):
 class Budget:
     """What is left to spend, in tokens (a money budget is turned into a token bound)."""
 
-    def __init__(self, params: AutoParams, effort: EffortProfile) -> None:
+    def __init__(
+        self,
+        params: AutoParams,
+        effort: EffortProfile,
+        deployed: tuple[float, float] | None = None,
+    ) -> None:
         self.tokens = params.budget_tokens or effort.budget_tokens
         self.usd = params.budget_usd
         self.price_prompt = params.price_prompt
         self.price_completion = params.price_completion
+        if self.price_prompt == 0.0 and self.price_completion == 0.0 and deployed is not None:
+            # Unset: the dearest deployment the run's models may reach (the gateway's).
+            self.price_prompt, self.price_completion = deployed
         if self.usd is not None and self.price_prompt == 0.0 and self.price_completion == 0.0:
             raise InvalidRequestError("a budget in money needs prices", param="ponder.budget_usd")
 
@@ -172,7 +180,7 @@ class Auto(Strategy):
         cap = params.max_tokens or request.sampling.max_tokens
         if cap is not None:
             effort = effort.model_copy(update={"max_tokens": min(effort.max_tokens, cap)})
-        budget = Budget(params, effort)
+        budget = Budget(params, effort, _deployed_price(ctx, request, effort))
         votes = _Votes()
         sandbox = await ctx.services.sandbox.status()
         if not sandbox.available:
@@ -352,3 +360,19 @@ class Auto(Strategy):
         votes.add(path, rung.weight)
         votes.texts[path.answer] = path
         return True, "escalated"
+
+
+def _deployed_price(
+    ctx: RunContext, request: GenerationRequest, effort: EffortProfile
+) -> tuple[float, float] | None:
+    """The highest prompt and completion prices among the models this run may call, from
+    their deployments; None if the gateway gave no prices or one model has none."""
+    price_of = ctx.services.price_of
+    if price_of is None or request.model is None:
+        return None
+    names = [request.model, *(r.model for r in effort.ladder if r.model in ctx.backends)]
+    prices = [price_of(name) for name in names if name is not None]
+    if not prices or any(p is None for p in prices):
+        return None
+    known = [p for p in prices if p is not None]
+    return max(p[0] for p in known), max(p[1] for p in known)
