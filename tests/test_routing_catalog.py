@@ -87,3 +87,9 @@ def test_an_unknown_provider_is_a_config_error() -> None:
     entry = DeploymentConfig(model_name="m", provider="nowhere", model="m")
     with pytest.raises(ConfigError, match="unknown provider"):
         Catalog(PonderConfig(deployments=(entry,)), ())
+
+
+def test_normalising_ascii_takes_the_short_way_to_the_same_result() -> None:
+    assert normalise("OpenAI/GPT-4o") == "openai/gpt-4o"
+    assert normalise("gpt 4o\t") == "gpt4o"  # whitespace goes, as in any other name
+    assert normalise("ＯｐｅｎＡＩ／gpt—4o") == "openai/gpt-4o"

@@ -33,6 +33,8 @@ Kind = Literal["bundled", "gguf", "remote", "registered"]
 DEFAULT_ALIASES = ("default", "ponder")
 # Aliases may name aliases, this deep at most.
 MAX_ALIAS_DEPTH = 8
+# Resolved names kept (each maps to a configured group; unknown names are not kept).
+MAX_RESOLVED = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,8 @@ class Catalog:
         self._timeout = config.routing.timeout
         self._groups: dict[str, list[Deployment]] = {}
         self._by_id: dict[str, Deployment] = {}
+        # Names already resolved, as sent (a request resolves its model several times).
+        self._resolved: dict[str, Group] = {}
         self._names: dict[str, str] = {}  # normalised -> as configured
         for name in bundled:
             self._add(_local(name, "bundled", vendor="ponder"))
@@ -153,10 +157,16 @@ class Catalog:
 
     def resolve(self, name: str, *, paths: bool = True) -> Group:
         """The deployments behind ``name``; a GGUF file by path when ``paths`` is allowed."""
+        known = self._resolved.get(name)
+        if known is not None:
+            return known
         public = self.canonical(name)
         found = self._groups.get(normalise(public))
         if found:
-            return Group(public, tuple(found))
+            if len(self._resolved) >= MAX_RESOLVED:  # names are the clients': bounded
+                self._resolved.clear()
+            group = self._resolved[name] = Group(public, tuple(found))
+            return group
         if paths and public.endswith(".gguf") and Path(public).expanduser().is_file():
             return Group(public, (_local(public, "gguf", vendor="local"),))
         raise ModelNotFoundError(
@@ -165,6 +175,7 @@ class Catalog:
 
     def register(self, name: str, *, vendor: str = "registered", local: bool = True) -> None:
         """A name served by a backend built outside (tests, the library)."""
+        self._resolved.clear()
         key = normalise(name)
         self._groups.pop(key, None)
         self._names.pop(key, None)

@@ -27,6 +27,8 @@ def strip_tag(name: str) -> tuple[str, str]:
 
 def normalise(name: str) -> str:
     """The form names and rule globs are compared in."""
+    if name.isascii() and name.isprintable() and " " not in name:
+        return name.lower()  # the common case, and the same result: NFKC keeps ASCII as is
     text = unicodedata.normalize("NFKC", name)
     out: list[str] = []
     for char in text:

@@ -101,8 +101,11 @@ class BackendRegistry:
         allowed = [d for d in group.deployments if scope.denial(d, purpose) is None]
         if not allowed:  # PolicyError, unless a fallback is allowed
             await RoutedBackend(self, group, scope, purpose, Capabilities()).attempts().next()
-        built = [await self._leaf(d, progress) for d in allowed]
-        capabilities = meet([b.capabilities for b in built]) if built else Capabilities()
+        built = [self._backends.get(d.id) or await self._leaf(d, progress) for d in allowed]
+        if len(built) == 1:
+            capabilities = built[0].capabilities
+        else:
+            capabilities = meet([b.capabilities for b in built]) if built else Capabilities()
         return RoutedBackend(self, group, scope, purpose, capabilities)
 
     async def backend_for(
