@@ -8,15 +8,18 @@ such a request through to the model instead of dropping them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from ponder.backends.scripted import Reply, ScriptedBackend
-from ponder.config import PonderConfig, Price
+from ponder.config import PonderConfig, Price, RoutingSettings
 from ponder.errors import (
     BackendError,
+    BackendUnavailableError,
     InvalidRequestError,
     PolicyError,
     UnsupportedFeatureError,
@@ -240,3 +243,49 @@ async def test_a_dollar_budget_is_priced_by_the_deployments() -> None:
         assert "7" in reply.text
         with pytest.raises(InvalidRequestError, match="needs prices"):
             await gw.chat("How many?", model="unpriced", strategy=choice)
+
+
+async def test_routing_decisions_are_in_the_ledger_row(tmp_path: Path) -> None:
+    """A deployment policy skipped, a failed attempt and the fallback taken are noted in
+    the request's ledger row and its trace; a refused request's row says why."""
+
+    class Down(ScriptedBackend):
+        async def generate(self, request: GenerationRequest) -> Any:
+            raise BackendUnavailableError("down")
+
+        def stream(self, request: GenerationRequest) -> Any:
+            raise BackendUnavailableError("down")
+
+    config = PonderConfig(
+        default_model="bad",
+        database_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
+        default_strategy={"strategy": "cot"},
+        deny_models=("denied",),
+        routing=RoutingSettings(fallbacks={"bad": ("denied", "good")}, backoff=0.0),
+    )
+    registry = BackendRegistry(config)
+    registry.register("bad", Down(lambda request, index: solution(1)))
+    registry.register("good", ScriptedBackend.cycle([solution(2)]))
+    registry.register("denied", ScriptedBackend.cycle([solution(3)]))
+    async with Gateway(config, registry=registry) as gw:
+        reply = await gw.chat("Which?")
+        assert "The answer is: 2" in reply.text
+        assert reply.trace is not None
+        noted = [n["event"] for n in reply.trace.notes if n["kind"] == "routing"]
+        with pytest.raises(PolicyError):
+            await gw.chat("Which?", model="denied")
+        store = gw.accounts.store
+        assert store is not None
+
+        def rows(conn: Any) -> list[Any]:
+            query = "SELECT model, outcome, routing FROM requests ORDER BY created_at"
+            return list(conn.execute(text(query)))
+
+        served, refused = await store._db.run(rows, write=False)
+    events = json.loads(served.routing)
+    assert events == noted
+    assert any(e.startswith("bad failed") for e in events)
+    assert any("policy skipped denied" in e for e in events)
+    assert "fallback from bad to good" in events
+    assert refused.outcome == "client_error"
+    assert "refused" in json.loads(refused.routing)[0]

@@ -266,6 +266,7 @@ class Accounts:
             outcome=outcome_of(error),
             trace_id=trace.id if trace is not None else None,
             calls=tuple(log.records),
+            routing=tuple(log.events),
         )
         with anyio.CancelScope(shield=True):
             if admission is not None and admission.reservation is not None:

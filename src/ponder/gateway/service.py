@@ -178,13 +178,15 @@ class Gateway:
         try:
             return await self._plan(call)
         except PolicyError as exc:
+            refused = CallLog()
+            refused.events.append(f"refused: {exc.message}")
             await self.accounts.finish(
                 call.caller,
                 None,
                 model=call.model,
                 strategy=None,
                 effort=call.reasoning_effort,
-                log=CallLog(),
+                log=refused,
                 seconds=0.0,
                 error=exc,
                 trace=None,

@@ -133,7 +133,7 @@ class Attempts:
             except ModelNotFoundError:
                 note(f"fallback {name!r} skipped: no such model")
                 continue
-            note(f"fallback from {self.group.name} to {group.name}")
+            note(f"fallback from {self.origin} to {group.name}")
             self._enter(group, "fallback")
         if self._error is not None and self.allowed_any:
             raise self._error

@@ -156,6 +156,8 @@ class RequestRow:
     trace_id: str | None = None
     calls: tuple[CallRecord, ...] = ()
     created_at: datetime = field(default_factory=utcnow)
+    # What routing noted on the way, or why policy refused the request.
+    routing: tuple[str, ...] = ()
 
     @property
     def tokens(self) -> int:

@@ -92,6 +92,7 @@ def write_request(conn: Connection, row: RequestRow) -> bool:
             "trace_id": row.trace_id,
             "created_at": created,
             "day": created.strftime("%Y-%m-%d"),
+            "routing": json.dumps(list(row.routing)) if row.routing else None,
         },
     )
     if result.rowcount != 1:

@@ -124,6 +124,9 @@ requests = Table(
     Column("trace_id", String(100)),
     Column("created_at", DateTime, nullable=False, index=True),
     Column("day", String(10), nullable=False),  # YYYY-MM-DD (UTC), for group_by="day"
+    # JSON list of what routing noted (skips by policy, fallbacks, failed attempts); NULL:
+    # nothing (migration v0004).
+    Column("routing", Text),
 )
 
 request_calls = Table(
