@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import math
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -243,9 +244,11 @@ def retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -172,6 +172,8 @@ def policy_from_mapping(data: Any, *, where: str) -> PolicySettings:
     """A policy from its TOML table or its stored JSON (a team's or key's)."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a table")
+    if not _encodable(data):
+        raise ConfigError(f"{where} holds text that is not valid Unicode (a lone surrogate)")
     raw = dict(data)
     check_keys(where, raw, {f.name for f in fields(PolicySettings)})
     if raw.get("mode", "deny") not in ("allow", "deny"):
@@ -220,3 +222,18 @@ def policy_as_mapping(policy: PolicySettings) -> dict[str, Any]:
     if policy.fallbacks:
         out["fallbacks"] = {k: list(v) for k, v in policy.fallbacks.items()}
     return out
+
+
+def _encodable(value: Any) -> bool:
+    """Whether every string in ``value`` (keys included) can be written as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, Mapping):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_encodable(v) for v in value)
+    return True

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import anyio
 
 from ponder.backends.openai_wire import refusal_error
-from ponder.errors import ContentFilterError, ContextOverflowError, PonderError
+from ponder.errors import BackendError, ContentFilterError, ContextOverflowError, PonderError
 from ponder.gateway.call import ChatCall, Plan
 from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream
 from ponder.metering import Charge
@@ -52,13 +52,14 @@ class Forwarder:
                 await self.end(plan, exc, False)
                 raise
             endpoint = deployment.endpoint
-            assert endpoint is not None
             charge = plan.log.begin(deployment.id)
             started = health.begin(deployment)
             try:
+                if endpoint is None:  # the gateway passes through only to remote ones
+                    raise BackendError(f"{deployment.id} is not an endpoint to forward to")
                 sent = await send(endpoint, endpoint.model, body, headers=endpoint.headers)
             except BaseException as exc:
-                charge.end(Usage(), exc)
+                charge.end(Usage(calls=1), exc)
                 attempts.failed(deployment, exc)
                 error = exc
                 continue

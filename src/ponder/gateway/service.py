@@ -183,7 +183,8 @@ class Gateway:
             await self.accounts.finish(
                 call.caller,
                 None,
-                model=call.model,
+                # The name as sent, made storable (it may hold lone surrogates).
+                model=call.model.encode("utf-8", "backslashreplace").decode()[:300],
                 strategy=None,
                 effort=call.reasoning_effort,
                 log=refused,
@@ -195,6 +196,7 @@ class Gateway:
 
     async def _plan(self, call: ChatCall) -> Plan:
         name, _, tag = call.model.partition("#")  # "#tag" only labels usage in the ledger
+        tag = tag[:MAX_TAG]  # kept per tag in memory: bounded in length as in number
         selection = select_strategy(
             model=name,
             ponder=call.ponder,
@@ -224,7 +226,7 @@ class Gateway:
         base = await self.registry.get(model, scope=scope, paths=paths)
         # The pass-through sends the client's body as it is: not where personal data must
         # be redacted first (that takes the routed path, whose calls redact and restore).
-        remote = all(d.kind == "remote" for d in base.group.deployments) and not scope.redact
+        remote = not scope.redact and all(d.kind == "remote" for d in self.registry.reachable(base))
         plan = Plan(
             selection=selection,
             model=model,
@@ -244,8 +246,13 @@ class Gateway:
             cap = SpendingCap(
                 plan.admission.cap_tokens, self.config.engine.default_max_tokens, plan.log
             )
-            backend = GuardedBackend(base, cap)
-            named = {k: GuardedBackend(b, cap) for k, b in named.items()}
+
+            def guard(leaf: Backend) -> Backend:
+                return GuardedBackend(leaf, cap)
+
+            # Each attempt (retries and fallbacks too) is admitted against the cap.
+            backend = base.wrapped(guard)
+            named = {k: b.wrapped(guard) for k, b in plan.named.items()}
         plan.backend = (
             StrategyBackend(selection.spec, backend, backends=named, services=self.services)
             if selection.spec is not None
@@ -399,3 +406,5 @@ STALE_RESERVATION = timedelta(hours=1)
 SWEEP_EVERY = timedelta(minutes=5)
 
 __all__ = ["ChatCall", "Gateway", "Plan"]
+# The longest usage tag kept ("model#tag"); the rest is cut.
+MAX_TAG = 100

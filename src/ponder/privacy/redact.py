@@ -216,10 +216,31 @@ class Redactor:
 
         messages = tuple(_rewrite_message(m, redact, vault) for m in request.messages)
         prefill = self.redact_text(request.prefill, vault)
+        sent = _rewrite_fields(request, redact)
         if len(vault):
             messages = tuple(_rewrite_message(m, sweep, vault) for m in messages)
             prefill = vault.sweep(prefill)
-        return request.replace(messages=messages, prefill=prefill), vault
+            sent = _rewrite_fields(request.replace(**sent), sweep)
+        return request.replace(messages=messages, prefill=prefill, **sent), vault
+
+
+def _rewrite_fields(request: GenerationRequest, rewrite: Rewrite) -> dict[str, Any]:
+    """The request's other fields that reach the model, rewritten: tool definitions, the
+    tool choice, the response schema, stop strings and per-backend extras (everything a
+    remote endpoint is sent besides the messages)."""
+    out: dict[str, Any] = {}
+    if request.tools:
+        out["tools"] = tuple(_rewrite_json(t, rewrite) for t in request.tools)
+    if isinstance(request.tool_choice, Mapping):
+        out["tool_choice"] = _rewrite_json(request.tool_choice, rewrite)
+    if request.json_schema is not None:
+        out["json_schema"] = _rewrite_json(request.json_schema, rewrite)
+    if request.extra:
+        out["extra"] = _rewrite_json(request.extra, rewrite)
+    if request.sampling.stop:
+        stop = tuple(rewrite(s, None) for s in request.sampling.stop)
+        out["sampling"] = request.sampling.replace(stop=stop)
+    return out
 
 
 Rewrite = Callable[[str, "str | None"], str]
@@ -228,6 +249,8 @@ Rewrite = Callable[[str, "str | None"], str]
 def _rewrite_message(message: Message, rewrite: Rewrite, vault: Vault) -> Message:
     """``message`` with ``rewrite`` applied to its content, reasoning and tool arguments."""
     changes: dict[str, Any] = {"content": rewrite(message.content, None)}
+    if message.name:
+        changes["name"] = rewrite(message.name, None)
     if message.reasoning:
         changes["reasoning"] = rewrite(message.reasoning, None)
     if message.tool_calls:
@@ -288,8 +311,13 @@ def _rewrite_json(value: Any, rewrite: Rewrite) -> Any:
 
 def _request_texts(request: GenerationRequest) -> Iterator[str]:
     yield request.prefill
+    yield from request.sampling.stop
+    for field in (request.tools, request.tool_choice, request.json_schema, request.extra):
+        yield from _strings(field)
     for message in request.messages:
         yield message.content
+        if message.name:
+            yield message.name
         if message.reasoning:
             yield message.reasoning
         for call in message.tool_calls or ():

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from ponder.errors import (
     BackendError,
+    BackendUnavailableError,
     ContentFilterError,
     ContextOverflowError,
     ModelError,
@@ -71,6 +72,7 @@ class Attempts:
         self._error: BaseException | None = None
         self._tries: dict[str, int] = {}
         self._general_done = False
+        self._waits: list[float] = []  # Retry-Afters longer than this call waits
         self._enter(group, purpose)
 
     # -- the current group ------------------------------------------------------------------
@@ -137,6 +139,12 @@ class Attempts:
             self._enter(group, "fallback")
         if self._error is not None and self.allowed_any:
             raise self._error
+        if self._waits:  # allowed, but each asked to be left alone for now
+            busy = BackendUnavailableError(
+                f"every deployment of {self.origin!r} asked to wait (Retry-After)"
+            )
+            busy.retry_after = min(self._waits)
+            raise busy
         raise PolicyError(
             "; ".join(self.denials) or f"no deployment of {self.origin!r} may be used",
             param="model",
@@ -172,6 +180,7 @@ class Attempts:
             wait = self.registry.health.state(deployment).not_before - now
             if wait > self.settings.retry_after_max:
                 self._queue.remove(deployment)  # it asked for longer than we wait
+                self._waits.append(wait)
                 note(f"{deployment.id} skipped: it asked to wait {wait:.1f} s")
                 continue
             self._position += 1

@@ -14,10 +14,10 @@ spend in the request's log.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from ponder.backends.base import Capabilities, GenerationStream
+from ponder.backends.base import Backend, Capabilities, GenerationStream
 from ponder.errors import ContentFilterError, ContextOverflowError
 from ponder.metering import current_log, recording
 from ponder.routing.attempts import Attempts, retryable
@@ -37,6 +37,7 @@ class RoutedBackend:
         scope: Scope,
         purpose: Purpose,
         capabilities: Capabilities,
+        wrap: Callable[[Backend], Backend] | None = None,
     ) -> None:
         self.registry = registry
         self.group = group
@@ -44,6 +45,20 @@ class RoutedBackend:
         self.purpose = purpose
         self.name = group.name
         self.capabilities = capabilities
+        # Put around each attempt's backend: a request's spending cap, so that a retry or a
+        # fallback is admitted against what is left like any other call.
+        self.wrap = wrap
+
+    def wrapped(self, wrap: Callable[[Backend], Backend]) -> RoutedBackend:
+        """This routed model with ``wrap`` around every attempt."""
+        return RoutedBackend(
+            self.registry, self.group, self.scope, self.purpose, self.capabilities, wrap
+        )
+
+    async def leaf(self, deployment: Deployment) -> Backend:
+        """The backend an attempt on ``deployment`` calls."""
+        backend = await self.registry.backend_for(deployment, self.scope)
+        return self.wrap(backend) if self.wrap is not None else backend
 
     def attempts(self) -> Attempts:
         return Attempts(self.registry, self.group, self.scope, self.purpose)
@@ -55,7 +70,7 @@ class RoutedBackend:
             deployment = await attempts.next(error)
             started = self.registry.health.begin(deployment)
             try:
-                backend = await self.registry.backend_for(deployment, self.scope)
+                backend = await self.leaf(deployment)
                 completion = await backend.generate(request)
             except BaseException as exc:
                 attempts.failed(deployment, exc)
@@ -75,6 +90,8 @@ class RoutedBackend:
         leaf = self.registry.built(first, self.scope) if first is not None else None
         if first is None or leaf is None:
             return RoutedStream(self, request, attempts)
+        if self.wrap is not None:
+            leaf = self.wrap(leaf)
         started = health.begin(first)
         try:
             opened = leaf.stream(request)
@@ -130,7 +147,7 @@ class RoutedStream:
                     deployment = await attempts.next(error)
                     started = registry.health.begin(deployment)
                     try:
-                        backend = await registry.backend_for(deployment, routed.scope)
+                        backend = await routed.leaf(deployment)
                         inner = self._inner = backend.stream(self._request)
                     except BaseException as exc:
                         attempts.failed(deployment, exc)
@@ -159,6 +176,10 @@ class RoutedStream:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._opened is not None:  # opened, never read: its call ends here
+            deployment, _, _ = self._opened
+            self._opened = None
+            self._routed.registry.health.ended(deployment)
         if self._inner is not None:
             await self._inner.aclose()
 

@@ -35,6 +35,7 @@ DEFAULT_ALIASES = ("default", "ponder")
 MAX_ALIAS_DEPTH = 8
 # Resolved names kept (each maps to a configured group; unknown names are not kept).
 MAX_RESOLVED = 4096
+MAX_RESOLVED_NAME = 256  # characters; a longer name is resolved each time
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +164,16 @@ class Catalog:
         public = self.canonical(name)
         found = self._groups.get(normalise(public))
         if found:
-            if len(self._resolved) >= MAX_RESOLVED:  # names are the clients': bounded
-                self._resolved.clear()
-            group = self._resolved[name] = Group(public, tuple(found))
+            group = Group(public, tuple(found))
+            if len(name) <= MAX_RESOLVED_NAME:  # names are the clients': bounded
+                if len(self._resolved) >= MAX_RESOLVED:
+                    self._resolved.clear()
+                self._resolved[name] = group
             return group
         if paths and public.endswith(".gguf") and Path(public).expanduser().is_file():
-            return Group(public, (_local(public, "gguf", vendor="local"),))
+            # One file is one deployment, however its path is spelled.
+            path = str(Path(public).expanduser().resolve())
+            return Group(path, (_local(path, "gguf", vendor="local"),))
         raise ModelNotFoundError(
             f"the model {name!r} does not exist or is not configured", param="model"
         )

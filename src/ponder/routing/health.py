@@ -10,6 +10,7 @@ and is visible at ``GET /v1/deployments`` and in ``/metrics``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -92,8 +93,10 @@ class Health:
         s.in_flight -= 1
         s.failures += 1
         s.last_error = error
-        if retry_after is not None:
-            s.not_before = max(s.not_before, now + retry_after)
+        if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+            # Capped: an endpoint cannot switch itself off for longer than a cooldown.
+            longest = max(self.settings.cooldown_time, self.settings.retry_after_max)
+            s.not_before = max(s.not_before, now + min(retry_after, longest))
         s.recent_failures.append(now)
         while s.recent_failures and s.recent_failures[0] < now - self.settings.fail_window:
             s.recent_failures.popleft()

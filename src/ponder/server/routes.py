@@ -22,7 +22,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from ponder.errors import ClientDisconnectedError, PolicyError, PonderError, TraceNotFoundError
+from ponder.errors import (
+    ClientDisconnectedError,
+    InvalidRequestError,
+    PolicyError,
+    PonderError,
+    TraceNotFoundError,
+)
 from ponder.gateway import ChatCall, Gateway, Plan
 from ponder.gateway.identity import Caller
 from ponder.protocol.chat import ChatCompletionRequest, ModelCard, ModelList
@@ -163,9 +169,17 @@ def chat_request(raw: bytes, content_type: str | None) -> tuple[ChatCompletionRe
     return wire, body
 
 
-def _truthy(value: str | None) -> bool:
-    """A request header's flag: ``true``, ``1`` or ``yes`` (any case)."""
-    return value is not None and value.strip().lower() in ("1", "true", "yes")
+def _truthy(value: str | None, header: str = "X-Ponder-Local-Only") -> bool:
+    """A request header's flag: ``true``, ``1`` or ``yes``, or ``false``, ``0`` or ``no``
+    (any case); anything else is a 400, never read as false."""
+    if value is None:
+        return False
+    flag = value.strip().lower()
+    if flag in ("1", "true", "yes"):
+        return True
+    if flag in ("0", "false", "no", ""):
+        return False
+    raise InvalidRequestError(f"{header} must be true or false", param=header)
 
 
 def _is_json(content_type: str) -> bool:
@@ -176,6 +190,9 @@ def _is_json(content_type: str) -> bool:
 
 async def _chat(http: Request, body: ChatCompletionRequest, raw: Any) -> Response:
     gateway = gateway_of(http)
+    if isinstance(raw, dict) and raw.get("stream") not in (None, True, False):
+        # Validation coerced it ("true", 1); the body a pass-through forwards would not be.
+        raise InvalidRequestError("stream must be true or false", param="stream")
     call = ChatCall(
         model=body.model,
         request=convert.to_generation_request(body, model=body.model),
