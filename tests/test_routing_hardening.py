@@ -285,3 +285,18 @@ async def test_one_gguf_file_is_one_backend() -> None:
         assert len(registry.loaded()) == 1, registry.loaded()
     finally:
         await registry.aclose()
+
+
+@pytest.mark.parametrize("field", ["models", "route", "fallbacks"])
+def test_fields_that_let_an_endpoint_pick_the_model_are_refused(
+    upstream: tuple[str, Any], field: str
+) -> None:
+    """An aggregator endpoint (OpenRouter's ``models``/``route``, a LiteLLM proxy's
+    ``fallbacks``) would choose a model itself, past the policy: a 400, nothing sent."""
+    url, app = upstream
+    with _server(url, "vllm") as base:
+        before = len(app.state.requests)
+        reply = _chat(base, {"model": "m", field: ["openai/gpt-4o"]})
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["error"]["param"] == field
+        assert len(app.state.requests) == before

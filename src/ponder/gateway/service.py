@@ -29,6 +29,7 @@ from typing import Any
 from ponder.backends.base import Backend
 from ponder.config import PonderConfig, load_config
 from ponder.errors import (
+    InvalidRequestError,
     ModelNotFoundError,
     PolicyError,
     StoreUnavailableError,
@@ -195,6 +196,13 @@ class Gateway:
             raise
 
     async def _plan(self, call: ChatCall) -> Plan:
+        if call.body is not None and (chosen := UPSTREAM_ROUTING.intersection(call.body)):
+            field = sorted(chosen)[0]
+            raise InvalidRequestError(
+                f"{field!r} would let the endpoint choose another model, which Ponder's "
+                "policy could not check; name the model in 'model' (fallbacks are Ponder's)",
+                param=field,
+            )
         name, _, tag = call.model.partition("#")  # "#tag" only labels usage in the ledger
         tag = tag[:MAX_TAG]  # kept per tag in memory: bounded in length as in number
         selection = select_strategy(
@@ -408,3 +416,6 @@ SWEEP_EVERY = timedelta(minutes=5)
 __all__ = ["ChatCall", "Gateway", "Plan"]
 # The longest usage tag kept ("model#tag"); the rest is cut.
 MAX_TAG = 100
+# Body fields with which an endpoint (an aggregator: OpenRouter, a LiteLLM proxy) picks a
+# model itself: forwarded, they would reach models the policy never saw.
+UPSTREAM_ROUTING = frozenset({"models", "route", "fallbacks"})
