@@ -127,6 +127,10 @@ class PonderConfig:
     deployments: tuple[DeploymentConfig, ...] = ()
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    # The server's bounds: a larger request body is a 413; past this many chat requests
+    # at once, a request gets 503 with Retry-After (None: no bound).
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_concurrent_requests: int | None = 1024
     # How model-written programs are isolated ([sandbox]); see docs/security.md.
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 

@@ -15,7 +15,7 @@ from ponder.config import PonderConfig
 from ponder.gateway import Gateway
 from ponder.reasoning.base import Services
 from ponder.routing.registry import BackendRegistry
-from ponder.server import admin, errors, metrics, routes
+from ponder.server import admin, errors, limits, metrics, routes
 
 log = logging.getLogger("ponder.server")
 
@@ -72,6 +72,11 @@ def create_app(
     app.state.registry = gateway.registry
     app.state.ledger = gateway.ledger
     errors.install(app)
+    app.add_middleware(
+        limits.Limits,
+        max_body_bytes=config.max_body_bytes,
+        max_concurrent_requests=config.max_concurrent_requests,
+    )
     app.include_router(routes.router)
     app.include_router(admin.router)
     return app

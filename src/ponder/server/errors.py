@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ponder.errors import AuthenticationError, PonderError, RateLimitedError
+from ponder.errors import AuthenticationError, BackendError, PonderError, RateLimitedError
 from ponder.protocol.errors import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("ponder.server")
@@ -63,8 +63,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PonderError)
     async def _ponder(request: Request, exc: PonderError) -> JSONResponse:
         headers = None
-        if isinstance(exc, RateLimitedError):
-            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        wait = exc.retry_after if isinstance(exc, RateLimitedError | BackendError) else None
+        if wait is not None:
+            headers = {"Retry-After": str(max(1, math.ceil(wait)))}
         elif isinstance(exc, AuthenticationError):
             headers = {"WWW-Authenticate": "Bearer"}
         return error_response(
@@ -82,7 +83,4 @@ def install(app: FastAPI) -> None:
             exc.status_code, str(exc.detail), "invalid_request_error", code=str(exc.status_code)
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return error_response(500, "internal server error", "server_error")
+    # Anything else is ponder.server.limits's: a logged 500 that keeps the connection.
