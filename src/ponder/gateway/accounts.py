@@ -102,7 +102,8 @@ class Accounts:
         """The caller a bearer token names. A server with no admin key and no API keys has
         one user, the local one (it listens on loopback only); otherwise an unknown, revoked
         or missing token is a 401."""
-        if self.admin_key and bearer and hmac.compare_digest(bearer, self.admin_key):
+        # Bytes, not str: compare_digest refuses non-ASCII text, and a header is the client's.
+        if self.admin_key and bearer and hmac.compare_digest(_raw(bearer), _raw(self.admin_key)):
             return Caller(admin=True)
         if self.store is None:
             return Caller.local()
@@ -281,6 +282,10 @@ class Accounts:
                     team=caller.team_name,
                     model=model,
                 )
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def outcome_of(error: BaseException | None) -> RequestOutcome:

@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.config.routing import PolicySettings, policy_as_mapping
 from ponder.errors import ConfigError, InvalidRequestError, StoreUnavailableError
+from ponder.server.errors import ERROR_RESPONSES
 from ponder.server.routes import caller_of, gateway_of, require_admin
 from ponder.tenancy import TenancyStore
 from ponder.tenancy.keys import parse_policy
 from ponder.tenancy.models import ApiKey, Team
 
-router = APIRouter(prefix="/v1/admin")
+router = APIRouter(prefix="/v1/admin", responses=ERROR_RESPONSES)
 
 T = TypeVar("T")
 # The body of PUT .../policy: the policy itself (a JSON object), or null.

@@ -17,6 +17,25 @@ from ponder.protocol.errors import ErrorDetail, ErrorResponse
 log = logging.getLogger("ponder.server")
 
 
+# The error statuses every route may answer, each with an OpenAI-shaped body: declared in
+# the OpenAPI document, so that it says what the server does.
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (400, "The request is invalid."),
+        (401, "No API key, or an unknown or revoked one."),
+        (403, "The caller may not use this model, strategy or route."),
+        (404, "No such model, trace, team or key."),
+        (413, "The request body is too large."),
+        (429, "A rate limit or budget is reached."),
+        (500, "An unexpected error (its request id is in the message)."),
+        (502, "The model's endpoint failed."),
+        (503, "The server or the model's endpoint is overloaded or unavailable."),
+        (504, "The model's endpoint did not answer in time."),
+    )
+}
+
+
 def error_response(
     status: int,
     message: str,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -33,11 +34,13 @@ from ponder.gateway import ChatCall, Gateway, Plan
 from ponder.gateway.identity import Caller
 from ponder.protocol.chat import ChatCompletionRequest, ModelCard, ModelList
 from ponder.server import convert, metrics, sse
+from ponder.server.errors import ERROR_RESPONSES
 from ponder.tenancy.models import GroupBy
+from ponder.types import Delta
 
 T = TypeVar("T")
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 
 
 def gateway_of(http: Request) -> Gateway:
@@ -95,7 +98,11 @@ async def usage(
     return {"object": "list", "group_by": group_by or "model", "data": rows}
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus metrics."}},
+)
 async def prometheus(http: Request) -> Response:
     require_admin(await caller_of(http))
     body = metrics.render(http.app.state.metrics)
@@ -161,6 +168,10 @@ def chat_request(raw: bytes, content_type: str | None) -> tuple[ChatCompletionRe
             raise RequestValidationError([error], body=exc.doc) from exc
         except ValueError as exc:  # not UTF-8, -16 or -32
             raise HTTPException(400, "There was an error parsing the body") from exc
+        except RecursionError as exc:
+            raise InvalidRequestError(
+                "the request body is nested too deeply", param="body"
+            ) from exc
     try:
         wire = ChatCompletionRequest.model_validate(body, from_attributes=True)
     except ValidationError as exc:
@@ -209,10 +220,20 @@ async def _chat(http: Request, body: ChatCompletionRequest, raw: Any) -> Respons
     request_id = convert.new_id()
     if body.stream:
         stream = await gateway.stream(call, plan)
+        deltas = aiter(stream)
+        # The first delta before the status line: a strategy that finds, as it starts, that
+        # it cannot run (a missing capability, a budget too small) fails with its 4xx, as
+        # the same request without streaming does, and not with a 200 and an error event.
+        first = await _unless_disconnected(http, asyncio.ensure_future(_first(deltas)))
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
             sse.chat_events(
-                stream, request_id=request_id, model=body.model, include_usage=include_usage
+                stream,
+                deltas=deltas,
+                first=first,
+                request_id=request_id,
+                model=body.model,
+                include_usage=include_usage,
             ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -239,6 +260,13 @@ async def _relay(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _first(deltas: AsyncIterator[Delta]) -> Delta | None:
+    try:
+        return await anext(deltas)
+    except StopAsyncIteration:
+        return None
 
 
 async def _unless_disconnected(http: Request, work: asyncio.Future[T]) -> T:

@@ -11,6 +11,7 @@ from ponder.gateway.reply import ReplyStream
 from ponder.protocol.chat import ChatCompletionChunk
 from ponder.server import convert
 from ponder.server.errors import error_body
+from ponder.types import Delta
 
 DONE = "data: [DONE]\n\n"
 
@@ -20,20 +21,33 @@ def event(payload: object) -> str:
 
 
 async def chat_events(
-    stream: ReplyStream, *, request_id: str, model: str, include_usage: bool
+    stream: ReplyStream,
+    *,
+    request_id: str,
+    model: str,
+    include_usage: bool,
+    deltas: AsyncIterator[Delta] | None = None,
+    first: Delta | None = None,
 ) -> AsyncIterator[str]:
     """The role chunk, a chunk per delta, the usage chunk if asked, the strategy's block,
-    and [DONE]. A failure after the stream has started ends it with an error event."""
+    and [DONE]. A failure after the stream has started ends it with an error event.
+    ``deltas`` and ``first``: the stream's iterator, with its first delta already taken."""
     with_logprobs = stream.request.sampling.logprobs
+
+    def chunk_of(delta: Delta) -> str:
+        chunk = convert.to_chunk(
+            delta, request_id=request_id, model=model, with_logprobs=with_logprobs
+        )
+        return event(chunk.model_dump(exclude_none=True))
+
     try:
         yield event(
             convert.role_chunk(request_id, model, stream.request.n).model_dump(exclude_none=True)
         )
-        async for delta in stream:
-            chunk = convert.to_chunk(
-                delta, request_id=request_id, model=model, with_logprobs=with_logprobs
-            )
-            yield event(chunk.model_dump(exclude_none=True))
+        if first is not None:
+            yield chunk_of(first)
+        async for delta in deltas if deltas is not None else stream:
+            yield chunk_of(delta)
     except PonderError as exc:
         yield event(error_body(exc))
         yield DONE

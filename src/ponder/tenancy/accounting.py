@@ -27,6 +27,7 @@ from ponder.errors import AuthenticationError, InvalidRequestError, TenantNotFou
 from ponder.tenancy import ledger, reports
 from ponder.tenancy.ledger import Hold
 from ponder.tenancy.models import (
+    MAX_COUNT,
     ApiKey,
     Budget,
     Period,
@@ -88,8 +89,10 @@ def budget_amount(unit: Unit, limit: float) -> int:
     """A limit as stored: micro-dollars, or a whole number of tokens."""
     if unit == "usd":
         return usd_to_micros(limit, "limit")
-    if not (math.isfinite(limit) and limit >= 0 and float(limit).is_integer()):
-        raise InvalidRequestError("a token limit must be a whole number >= 0", param="limit")
+    if not (math.isfinite(limit) and 0 <= limit <= MAX_COUNT and float(limit).is_integer()):
+        raise InvalidRequestError(
+            f"a token limit must be a whole number from 0 to {MAX_COUNT}", param="limit"
+        )
     return int(limit)
 
 
@@ -154,6 +157,9 @@ def upsert_rate_limit(
     now: datetime,
 ) -> None:
     """Create the limit or change its rpm/tpm only: the window's counts are kept."""
+    for name, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None and not 1 <= value <= MAX_COUNT:
+            raise InvalidRequestError(f"{name} must be from 1 to {MAX_COUNT}", param=name)
     check_owner(conn, scope, owner)
     where = (rate_limits.c.scope == scope, rate_limits.c.owner == owner)
     result = conn.execute(update(rate_limits).where(*where).values(rpm=rpm, tpm=tpm))

@@ -33,6 +33,9 @@ PERIODS: tuple[Period, ...] = ("daily", "monthly", "total")
 GROUPS: tuple[GroupBy, ...] = ("key", "team", "model", "strategy", "day")
 
 MICROS = 1_000_000  # micro-dollars per dollar
+# The largest amount or count a 64-bit database integer holds with room for sums.
+MAX_MICROS = 2**62
+MAX_COUNT = 2**62
 
 
 def utcnow() -> datetime:
@@ -58,9 +61,13 @@ def from_db(moment: datetime) -> datetime:
 def usd_to_micros(usd: float, what: str = "usd") -> int:
     """Dollars to integer micro-dollars, rounded to the nearest; negative or non-finite
     amounts are refused."""
-    if not math.isfinite(usd) or usd < 0:
-        raise InvalidRequestError(f"{what} must be a finite amount >= 0, not {usd!r}", param=what)
-    return round(usd * MICROS)
+    micros = usd * MICROS if math.isfinite(usd) else usd
+    if not math.isfinite(micros) or usd < 0 or micros > MAX_MICROS:
+        raise InvalidRequestError(
+            f"{what} must be a finite amount from 0 to {MAX_MICROS // MICROS}, not {usd!r}",
+            param=what,
+        )
+    return round(micros)
 
 
 def micros_to_usd(micros: int) -> float:
