@@ -234,6 +234,7 @@ def serve(
             log_level="info",
             access_log=access_log,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=config.shutdown_grace_seconds,
         )
         return
     from ponder.server.app import create_app
@@ -245,6 +246,7 @@ def serve(
         log_level="info",
         access_log=access_log,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=config.shutdown_grace_seconds,
     )
 
 

@@ -131,6 +131,9 @@ class PonderConfig:
     # at once, a request gets 503 with Retry-After (None: no bound).
     max_body_bytes: int = 10 * 1024 * 1024
     max_concurrent_requests: int | None = 1024
+    # On SIGTERM the server stops accepting and lets requests in flight finish for this long;
+    # past it they are cancelled, and what they spent is still recorded.
+    shutdown_grace_seconds: int = 30
     # How model-written programs are isolated ([sandbox]); see docs/security.md.
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 

@@ -18,7 +18,9 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Generic, TypeVar
 
 import anyio
@@ -43,6 +45,8 @@ from ponder.tenancy.models import RequestOutcome
 # limits apply. A key revoked, or a budget added, on another replica takes effect within it;
 # on this one, at once (the admin API clears the cache).
 KEY_CACHE_SECONDS = 5.0
+# How long closing waits for ledger rows still being written.
+CLOSE_WAIT = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,10 @@ class Accounts:
         self._keys_exist = False  # once a key exists this process never goes back to one user
         self._no_keys_until = 0.0
         self._rows = GroupCommit(store)
+        # Ledger rows and traces being written (shielded from cancellation): closing waits.
+        self._writing = 0
+        self._written = asyncio.Event()
+        self._written.set()
 
     def forget(self) -> None:
         """Drop what was cached about keys (after an admin changed them)."""
@@ -94,7 +102,12 @@ class Accounts:
         return cls(config, store, admin_key, prices)
 
     async def aclose(self) -> None:
+        """Close the database once the rows being written are in (requests cancelled at
+        shutdown finish writing theirs), waiting at most CLOSE_WAIT."""
         if self.store is not None:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_WAIT.total_seconds()):
+                    await self._written.wait()
             await self.store.aclose()
 
     # -- who is calling ------------------------------------------------------------------
@@ -270,18 +283,25 @@ class Accounts:
             routing=tuple(log.events),
         )
         with anyio.CancelScope(shield=True):
-            if admission is not None and admission.reservation is not None:
-                await self.store.settle(admission.reservation, row)
-            else:
-                await self._rows.write(row)
-            if trace is not None:
-                await self.store.put_trace(
-                    trace.id,
-                    trace.as_dict(),
-                    key_id=caller.key_id,
-                    team=caller.team_name,
-                    model=model,
-                )
+            self._writing += 1
+            self._written.clear()
+            try:
+                if admission is not None and admission.reservation is not None:
+                    await self.store.settle(admission.reservation, row)
+                else:
+                    await self._rows.write(row)
+                if trace is not None:
+                    await self.store.put_trace(
+                        trace.id,
+                        trace.as_dict(),
+                        key_id=caller.key_id,
+                        team=caller.team_name,
+                        model=model,
+                    )
+            finally:
+                self._writing -= 1
+                if self._writing == 0:
+                    self._written.set()
 
 
 def _raw(text: str) -> bytes:
