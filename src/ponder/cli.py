@@ -8,15 +8,18 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import click
 
+from ponder import logs
 from ponder.accounts_cli import COMMANDS as ACCOUNT_COMMANDS
 from ponder.bench.commands import bench, calibrate
 from ponder.config import PonderConfig, load_config
 from ponder.engine.weights import ModelStore
 from ponder.errors import PonderError
 from ponder.gateway import Gateway
+from ponder.logs import LogFormat
 from ponder.progress import download_bar
 from ponder.reasoning.runner import StrategySpec
 from ponder.routing.registry import BackendRegistry
@@ -35,13 +38,19 @@ def _config(path: str | None) -> PonderConfig:
     help="TOML configuration file.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line (a request's id, key, model, strategy, status, "
+    "tokens), for log pipelines.",
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+def main(ctx: click.Context, config_path: str | None, verbose: bool, log_format: str) -> None:
     """Ponder: make any LLM think before it answers."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(logging.INFO if verbose else logging.WARNING, cast(LogFormat, log_format))
+    ctx.meta["log_format"] = log_format
     ctx.meta["config_path"] = config_path
     try:
         ctx.obj = _config(config_path)
@@ -180,7 +189,8 @@ def ask(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
-    help="Log every request (uvicorn's access log).",
+    help="Log every request (uvicorn's access log, and Ponder's record of each chat "
+    "request: id, key, model, strategy, status, tokens).",
 )
 @click.option(
     "--allow-unauthenticated",
@@ -204,6 +214,11 @@ def serve(
     import uvicorn
 
     config: PonderConfig = ctx.obj
+    log_format = cast(LogFormat, ctx.meta.get("log_format", "text"))
+    logs.configure(logging.INFO, log_format)  # a server says what it serves
+    if not access_log:  # nor Ponder's own record of each request
+        logging.getLogger("ponder.requests").setLevel(logging.WARNING)
+    os.environ["PONDER_LOG_FORMAT"] = log_format  # for --workers' processes
     bind = host or config.host
     if not _loopback(bind) and not allow_unauthenticated and not _has_credentials(config):
         raise click.ClickException(
@@ -232,6 +247,7 @@ def serve(
             host=bind_host,
             port=bind_port,
             log_level="info",
+            log_config=None,  # each worker logs as ponder.logs configures it
             access_log=access_log,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=config.shutdown_grace_seconds,
@@ -244,6 +260,7 @@ def serve(
         host=bind_host,
         port=bind_port,
         log_level="info",
+        log_config=None,  # ponder.logs configured it
         access_log=access_log,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=config.shutdown_grace_seconds,

@@ -262,13 +262,14 @@ class Accounts:
         seconds: float,
         error: BaseException | None,
         trace: Trace | None,
+        request_id: str | None = None,
     ) -> None:
         """Write the ledger row (settling the reservation), and the trace; shielded, so a
         client that leaves cannot stop the spend from being recorded."""
         if self.store is None:
             return
         row = RequestRow(
-            request_id=f"req-{uuid.uuid4().hex}",
+            request_id=request_id or f"req-{uuid.uuid4().hex}",
             key_id=caller.key_id,
             team=caller.team_name,
             model=model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast, get_args
@@ -65,6 +66,8 @@ class Plan:
     admission: Admission = field(default_factory=Admission)
     log: CallLog = field(default_factory=CallLog)
     started: float = field(default_factory=time.perf_counter)
+    # The request's id: its ledger row's and its log record's.
+    request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4().hex}")
 
     @property
     def spec(self) -> StrategySpec | None:

@@ -4,16 +4,20 @@ environment, since uvicorn starts workers by import string."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from ponder import logs
 from ponder.config import load_config
 from ponder.server.app import create_app
 
 
 def app() -> FastAPI:
+    fmt = os.environ.get("PONDER_LOG_FORMAT", "text")
+    logs.configure(logging.INFO, "json" if fmt == "json" else "text")
     path = os.environ.get("PONDER_CONFIG") or None
     config = load_config(Path(path) if path else None)
     if max_n := os.environ.get("PONDER_MAX_N"):
