@@ -27,8 +27,9 @@ Scenarios:
 
 Reported per run: requests, served, served req/s over the T seconds, p50/p99 latency and
 time to first byte (to the first byte of the body: the first SSE event) of the served,
-outcomes by kind (429s and 503s with whether they carried ``Retry-After``), the longest
-request of any outcome, and the server's RSS: the VmRSS of every process in its process
+outcomes by kind (429s and 503s with whether they carried ``Retry-After``), the slowest
+requests of any outcome (when each started, its time to first byte; one far past the p99
+is called out as a stall), and the server's RSS: the VmRSS of every process in its process
 group, read from /proc, *cold* (started, nothing served), *before* (after a warm-up of at
 most WARMUP_CLIENTS clients for --warmup seconds, so that lazy imports and first-use caches
 are not counted as growth), *peak* (sampled once a second during the run) and *after*;
@@ -74,6 +75,8 @@ SCENARIOS = ("fast", "embedded")
 DEFAULTS = {"fast": (500, 60.0), "embedded": (64, 60.0)}  # clients, seconds
 GOAL_RSS_GROWTH_MB = 50.0
 WARMUP_CLIENTS = 8
+# A request longer than both STALL_FACTOR times the p99 and STALL_MS is called out.
+STALL_FACTOR, STALL_MS = 10, 5000.0
 KEEP_ALIVE_SECONDS = 30  # as `ponder serve` (ponder.cli.KEEP_ALIVE_SECONDS)
 LIMIT_ENV = "PONDER_LOAD_MAX_CONCURRENT"  # max_concurrent_requests; "" for the default
 UPSTREAM_ENV = "PONDER_BENCH_UPSTREAM"
@@ -342,7 +345,8 @@ def checks(run: Run, timeout: float) -> list[tuple[str, str, bool]]:
     other = {k: n for k, n in outcomes.items() if k != "served" and refusals({k: n}) == 0}
     bad = sum(other.values()) + retry.get("without", 0)
     timeouts = outcomes.get("timeout", 0)
-    seen = f"{outcomes.get('served', 0):,} served, {refusals(outcomes):,} 429/503"
+    longest = max(c["longest_ms"], w["longest_ms"])
+    seen = f"warm-up included: {outcomes.get('served', 0):,} served, {refusals(outcomes):,} 429/503"
     seen += f" ({retry.get('without', 0):,} without Retry-After), {sum(other.values()):,} other"
     if other:
         seen += f": {other}"
@@ -354,7 +358,7 @@ def checks(run: Run, timeout: float) -> list[tuple[str, str, bool]]:
         ),
         (
             f"[{run.label}] none hangs past its {timeout:g} s timeout",
-            f"{timeouts:,} timeouts; longest request {ms(max(c['longest_ms'], w['longest_ms']))} ms",
+            f"{timeouts:,} timeouts; longest request {ms(longest)} ms",
             timeouts == 0,
         ),
     ]
@@ -364,7 +368,7 @@ def report(runs: list[Run], args: argparse.Namespace, env: dict[str, str]) -> bo
     print("\nPonder under load; " + ", ".join(f"{k}={v}" for k, v in env.items()))
     header = (
         f"{'run':<22}{'clients':>8}{'secs':>6}{'requests':>10}{'served':>9}{'req/s':>8}"
-        f"{'p50':>9}{'p99':>9}{'ttfb p50':>10}{'p99':>9}{'errors':>8}{'longest':>9}"
+        f"{'p50':>10}{'p99':>10}{'ttfb p50':>10}{'p99':>10}{'errors':>8}{'longest':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -372,9 +376,9 @@ def report(runs: list[Run], args: argparse.Namespace, env: dict[str, str]) -> bo
         c = r.client
         print(
             f"{r.label:<22}{c['clients']:>8}{c['seconds']:>6g}{c['requests']:>10,}"
-            f"{c['served']:>9,}{c['rps']:>8,.1f}{ms(c['latency']['p50_ms']):>9}"
-            f"{ms(c['latency']['p99_ms']):>9}{ms(c['ttfb']['p50_ms']):>10}"
-            f"{ms(c['ttfb']['p99_ms']):>9}{c['errors']:>8,}{ms(c['longest_ms']):>9}"
+            f"{c['served']:>9,}{c['rps']:>8,.1f}{ms(c['latency']['p50_ms']):>10}"
+            f"{ms(c['latency']['p99_ms']):>10}{ms(c['ttfb']['p50_ms']):>10}"
+            f"{ms(c['ttfb']['p99_ms']):>10}{c['errors']:>8,}{ms(c['longest_ms']):>10}"
         )
     print(
         "(latencies of the served requests, in ms; req/s: served within the run's seconds; "
@@ -408,6 +412,18 @@ def report(runs: list[Run], args: argparse.Namespace, env: dict[str, str]) -> bo
             )
         for kind, example in r.client["examples"].items():
             print(f"  {r.label}: first {kind}: {example}")
+        slowest = [
+            f"{ms(s['ms'])} ms ({s['outcome']}, started at {s['started_at_s']:.1f} s, "
+            f"first byte after {ms(s['ttfb_ms'])} ms)"
+            for s in r.client["slowest"][:3]
+        ]
+        print(f"  {r.label}: slowest: " + "; ".join(slowest))
+        p99 = r.client["latency"]["p99_ms"] or 0.0
+        if r.client["longest_ms"] > max(STALL_FACTOR * p99, STALL_MS):
+            print(
+                f"  NOTE {r.label}: a request took {r.client['longest_ms'] / 1000:,.1f} s while "
+                f"p99 is {ms(p99)} ms: it stalled (no error, but a shorter timeout would be one)"
+            )
     results = [check for r in runs for check in checks(r, args.timeout)]
     print("\nR2 goals:")
     for label, seen, ok in results:

@@ -19,7 +19,8 @@ that is not the canned one), ``not a stream`` (a 200 that is not chunked), ``tim
 ``connect error: <exception>`` / ``connection error: <exception>``. The summary, written to
 ``--out`` as JSON: the counts by outcome, latency and time-to-first-byte percentiles of the
 served requests, the refusals' latencies and whether they carried Retry-After, the served
-requests per second of the run, and this process's CPU time.
+requests per second of the run, the SLOWEST longest requests (when each started, its time
+to first byte), and this process's CPU time.
 
 Plain HTTP/1.1 on asyncio streams (``loopback_client``'s), far cheaper per request than
 aiohttp or httpx, so that the client takes as little as it can of the cores it shares with
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
 import resource
 import time
@@ -47,6 +49,7 @@ ERROR_EVENT = b'data: {"error"'
 RETRY_AFTER_CAP = 5.0  # seconds: the longest Retry-After a client waits
 CONNECT_PAUSE = 0.1  # seconds a client waits after failing to connect, before it tries again
 SERVED = "served"
+SLOWEST = 5  # how many of the longest requests the summary lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,15 @@ class Tally:
     examples: dict[str, str] = field(default_factory=dict)  # the first of each failure
     per_second: Counter[int] = field(default_factory=Counter)  # served, by second of the run
     served_in_window: int = 0  # served by the deadline
-    longest: float = 0.0  # the longest request of any outcome
+    # The SLOWEST longest requests of any outcome: (seconds, started at, ttfb, outcome).
+    slowest: list[tuple[float, float, float | None, str]] = field(default_factory=list)
+
+    def note_time(self, elapsed: float, started: float, reply: Reply) -> None:
+        entry = (elapsed, started, reply.ttfb, reply.kind)
+        if len(self.slowest) < SLOWEST:
+            heapq.heappush(self.slowest, entry)
+        elif elapsed > self.slowest[0][0]:
+            heapq.heapreplace(self.slowest, entry)
 
 
 class Conn:
@@ -185,7 +196,7 @@ async def client(
             ended = time.perf_counter()
             elapsed = ended - started
             tally.outcomes[reply.kind] += 1
-            tally.longest = max(tally.longest, elapsed)
+            tally.note_time(elapsed, started - t0, reply)
             if reply.kind == SERVED:
                 assert reply.ttfb is not None
                 tally.latency.append(elapsed)
@@ -259,7 +270,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency": percentiles(tally.latency),
         "ttfb": percentiles(tally.ttfb),
         "refused_latency": percentiles(tally.refused_latency),
-        "longest_ms": tally.longest * 1000,
+        "longest_ms": max((s[0] for s in tally.slowest), default=0.0) * 1000,
+        "slowest": [
+            {
+                "ms": elapsed * 1000,
+                "started_at_s": started,
+                "ttfb_ms": None if ttfb is None else ttfb * 1000,
+                "outcome": kind,
+            }
+            for elapsed, started, ttfb, kind in sorted(tally.slowest, reverse=True)
+        ],
         "served_per_second": per_second,
         "client_cpu_s": usage.ru_utime + usage.ru_stime,
     }

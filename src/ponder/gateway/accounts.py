@@ -354,34 +354,36 @@ class TTLCache(Generic[K, V]):
 
 class GroupCommit:
     """Ledger rows of requests that reserved nothing, written in shared transactions: a row
-    that arrives while a write is under way joins the next one. Each caller still waits
-    until its own row is committed, so nothing is acknowledged before it is durable; under
-    load, many requests share one commit."""
+    that arrives while a write is under way joins the next one. Each caller waits until its
+    own row is committed (nothing is acknowledged before it is durable), and only that long:
+    the writing runs in a task of its own, so no request waits on the rows of those that
+    came after it. Under load, many requests share one commit."""
 
     def __init__(self, store: TenancyStore | None) -> None:
         self.store = store
         self._pending: list[tuple[RequestRow, asyncio.Future[None]]] = []
-        self._writing = False
+        self._writer: asyncio.Task[None] | None = None
 
     async def write(self, row: RequestRow) -> None:
-        assert self.store is not None
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((row, done))
-        if not self._writing:
-            self._writing = True
-            try:
-                while self._pending:
-                    batch, self._pending = self._pending, []
-                    try:
-                        await self.store.record_many([r for r, _ in batch])
-                    except BaseException as exc:
-                        for _, waiter in batch:
-                            if not waiter.done():
-                                waiter.set_exception(exc)
-                    else:
-                        for _, waiter in batch:
-                            if not waiter.done():
-                                waiter.set_result(None)
-            finally:
-                self._writing = False
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
         await done
+
+    async def _drain(self) -> None:
+        assert self.store is not None
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self.store.record_many([r for r, _ in batch])
+            except BaseException as exc:
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_result(None)
