@@ -102,3 +102,19 @@ def unhonoured(request: GenerationRequest) -> list[str]:
         )
         if asked
     ]
+
+
+# Body fields with which an endpoint (an aggregator: OpenRouter, a LiteLLM proxy) picks a
+# model itself: forwarded, they would reach models the policy never saw.
+UPSTREAM_ROUTING = frozenset({"models", "route", "fallbacks"})
+
+
+def refuse_upstream_routing(call: ChatCall) -> None:
+    """A 400 for a body that would let the endpoint choose the model."""
+    if call.body is not None and (chosen := UPSTREAM_ROUTING.intersection(call.body)):
+        field = sorted(chosen)[0]
+        raise InvalidRequestError(
+            f"{field!r} would let the endpoint choose another model, which Ponder's "
+            "policy could not check; name the model in 'model' (fallbacks are Ponder's)",
+            param=field,
+        )

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -30,22 +29,27 @@ from typing import Any
 from ponder.backends.base import Backend
 from ponder.config import PonderConfig, load_config
 from ponder.errors import (
-    InvalidRequestError,
     ModelNotFoundError,
     PolicyError,
-    PonderError,
     StoreUnavailableError,
     UnsupportedFeatureError,
 )
 from ponder.gateway.accounts import Accounts
-from ponder.gateway.call import ChatCall, Plan, as_messages, unhonoured
+from ponder.gateway.call import (
+    ChatCall,
+    Plan,
+    as_messages,
+    refuse_upstream_routing,
+    unhonoured,
+)
 from ponder.gateway.forwarding import ForwardedStream, Forwarder
 from ponder.gateway.guard import GuardedBackend, SpendingCap
 from ponder.gateway.identity import Caller
 from ponder.gateway.ledger import UsageLedger
 from ponder.gateway.passthrough import Forwarded
 from ponder.gateway.reply import Reply, ReplyStream, reply_usage, spent_on_failure
-from ponder.metering import CallLog, outcome_of, recording
+from ponder.gateway.requestlog import log_refusal, log_request
+from ponder.metering import CallLog, recording
 from ponder.reasoning.base import Services, StrategyResult
 from ponder.reasoning.registry import StrategyRegistry
 from ponder.reasoning.runner import StrategyBackend, StrategySpec, run_strategy
@@ -54,7 +58,7 @@ from ponder.reasoning.trace import Trace
 from ponder.routing.backend import RoutedBackend
 from ponder.routing.policy import Scope
 from ponder.routing.registry import BackendRegistry
-from ponder.types import GenerationRequest, Message, SamplingParams, Usage
+from ponder.types import GenerationRequest, Message, SamplingParams
 
 
 class Gateway:
@@ -183,11 +187,7 @@ class Gateway:
         except PolicyError as exc:
             refused = CallLog()
             refused.events.append(f"refused: {exc.message}")
-            REQUESTS_LOG.info(
-                "refused: %s",
-                exc.message,
-                extra={"status": exc.status_code, "outcome": "error", "total_tokens": 0},
-            )
+            log_refusal(exc)
             await self.accounts.finish(
                 call.caller,
                 None,
@@ -203,13 +203,7 @@ class Gateway:
             raise
 
     async def _plan(self, call: ChatCall) -> Plan:
-        if call.body is not None and (chosen := UPSTREAM_ROUTING.intersection(call.body)):
-            field = sorted(chosen)[0]
-            raise InvalidRequestError(
-                f"{field!r} would let the endpoint choose another model, which Ponder's "
-                "policy could not check; name the model in 'model' (fallbacks are Ponder's)",
-                param=field,
-            )
+        refuse_upstream_routing(call)
         name, _, tag = call.model.partition("#")  # "#tag" only labels usage in the ledger
         tag = tag[:MAX_TAG]  # kept per tag in memory: bounded in length as in number
         selection = select_strategy(
@@ -382,7 +376,7 @@ class Gateway:
         """Record what a request spent (the log's sum), however it ended."""
         seconds = time.perf_counter() - plan.started
         usage = reply_usage(plan.log, None)
-        _log_request(plan, usage, error, seconds, trace)
+        log_request(plan, usage, error, seconds, trace)
         if trace is not None:
             for event in plan.log.events:  # what routing decided: skips, fallbacks
                 trace.note("routing", event=event)
@@ -403,7 +397,7 @@ class Gateway:
 
     async def _end_forwarded(self, plan: Plan, error: BaseException | None, ok: bool) -> None:
         seconds = time.perf_counter() - plan.started
-        _log_request(plan, plan.log.usage, error, seconds, None, ok=ok)
+        log_request(plan, plan.log.usage, error, seconds, None, ok=ok)
         self.ledger.record(plan.model, plan.log.usage, ok=ok, seconds=seconds, tag=plan.tag)
         await self.accounts.finish(
             plan.caller,
@@ -419,57 +413,12 @@ class Gateway:
         )
 
 
-def _log_request(
-    plan: Plan,
-    usage: Usage,
-    error: BaseException | None,
-    seconds: float,
-    trace: Trace | None,
-    *,
-    ok: bool | None = None,
-) -> None:
-    """One ``ponder.requests`` record per request (ponder.logs formats it)."""
-    if not REQUESTS_LOG.isEnabledFor(logging.INFO):
-        return
-    if error is None:
-        status = 200 if ok is None or ok else 400
-    else:
-        status = error.status_code if isinstance(error, PonderError) else 500
-    key = plan.caller.key
-    spec = plan.spec
-    REQUESTS_LOG.info(
-        "%s %s %d",
-        plan.model,
-        spec.describe() if spec is not None else "-",
-        status,
-        extra={
-            "request_id": plan.request_id,
-            "key": key.prefix if key is not None else None,
-            "team": key.team if key is not None else None,
-            "model": plan.model,
-            "strategy": spec.describe() if spec is not None else None,
-            "outcome": outcome_of(error),
-            "status": status,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-            "seconds": round(seconds, 4),
-            "trace_id": trace.id if trace is not None else None,
-        },
-    )
-
-
-# One record per request; its fields are in ponder.logs.REQUEST_FIELDS.
-REQUESTS_LOG = logging.getLogger("ponder.requests")
-
 # A reservation older than this belongs to a request whose process died; the sweep runs
 # at start-up and every SWEEP_EVERY while a gateway runs.
 STALE_RESERVATION = timedelta(hours=1)
 SWEEP_EVERY = timedelta(minutes=5)
 
-__all__ = ["ChatCall", "Gateway", "Plan"]
 # The longest usage tag kept ("model#tag"); the rest is cut.
 MAX_TAG = 100
-# Body fields with which an endpoint (an aggregator: OpenRouter, a LiteLLM proxy) picks a
-# model itself: forwarded, they would reach models the policy never saw.
-UPSTREAM_ROUTING = frozenset({"models", "route", "fallbacks"})
+
+__all__ = ["ChatCall", "Gateway", "Plan"]
