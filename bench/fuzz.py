@@ -1,12 +1,13 @@
 """The long fuzzing pass (goal R1: no 5xx in at least 10,000 fuzzed requests, and the server
 healthy afterwards).
 
-The fuzzers of ``tests/fuzz`` (:mod:`tests.fuzz.harness`), for longer than the suite runs
-them: schemathesis over every operation of the live ``/openapi.json``, and Hypothesis's
-hostile ``POST /v1/chat/completions`` requests aimed at Ponder's own extensions, sent one at a
-time. The Ponder server runs in a process of its own (the suite's configuration, in front of
-the fake OpenAI endpoint, which runs in a thread of this one), logging to a file from which
-each request's traceback is read, so that its memory can be read before and after.
+The fuzzers of ``tests/fuzz`` (:mod:`tests.fuzz.openapi_fuzzer` and
+:mod:`tests.fuzz.chat_fuzzer`), for longer than the suite runs them: schemathesis over every
+operation of the live ``/openapi.json``, and Hypothesis's hostile ``POST /v1/chat/completions``
+requests aimed at Ponder's own extensions, sent one at a time. The Ponder server runs in a
+process of its own (the suite's configuration, in front of the fake OpenAI endpoint, which
+runs in a thread of this one), logging to a file from which each request's traceback is
+read, so that its memory can be read before and after.
 
 Printed: per route, the cases sent, their statuses and the 5xx among them; every server-side
 problem (5xx, hang, dropped connection, an exception logged while answering) with a minimal
@@ -105,7 +106,7 @@ def normal_request(url: str) -> tuple[bool, str]:
     """An invalid request, then a plain one and a streamed one, on one keep-alive
     connection: the error must leave it open and both others must succeed on it."""
     import httpx
-    from tests.fuzz.harness import HI
+    from tests.fuzz.chat_requests import normal_body
     from tests.fuzz.server import ADMIN
 
     def port(response: httpx.Response) -> object:
@@ -114,7 +115,7 @@ def normal_request(url: str) -> tuple[bool, str]:
         return None
 
     auth = {"Authorization": f"Bearer {ADMIN}"}
-    body = {"model": "m", "messages": [HI], "max_tokens": 5}
+    body = normal_body()
     ports = []
     with httpx.Client(base_url=url, headers=auth, timeout=30) as client:
         refused = client.post(
@@ -153,7 +154,10 @@ def main() -> int:
         serve(args.serve, args.upstream)
         return 0
 
-    from tests.fuzz.harness import SEED, SERVER_SIDE, Report, describe, fuzz_chat, fuzz_openapi
+    from tests.fuzz.census import SEED
+    from tests.fuzz.chat_fuzzer import fuzz_chat
+    from tests.fuzz.findings import SERVER_SIDE, Report, describe
+    from tests.fuzz.openapi_fuzzer import fuzz_openapi
     from tests.fuzz.server import healthy
 
     seed = SEED if args.seed is None else args.seed

@@ -4,7 +4,7 @@ type, non-finite and huge numbers, ``over`` chains past the bound, unknown keys)
 ``reasoning_effort``, the model-name form ``ponder/<strategy>;k=v/<model>`` (odd keys and
 values, lone surrogates, very long names), odd messages, ``stream``, ``n``, ``max_tokens``
 extremes and the ``X-Ponder-Local-Only`` header, in JSON and in bytes that are not JSON or
-not Unicode. The strategies are in :mod:`tests.fuzz.harness`; the seed is fixed.
+not Unicode. The strategies are in :mod:`tests.fuzz.chat_requests`; the seed is fixed.
 
 Every reply is under 500; an error is ``{"error": {"message", "type", "param", "code"}}``;
 a streamed request that cannot run is refused with its 4xx before the stream starts (not a
@@ -16,34 +16,27 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.fuzz.harness import (
-    HI,
-    SEED,
-    STRATEGY_NAMES,
-    Report,
-    describe,
-    error_shape_problem,
-    fuzz_chat,
+from tests.fuzz.census import SEED
+from tests.fuzz.chat_fields import STRATEGY_NAMES
+from tests.fuzz.chat_fuzzer import fuzz_chat
+from tests.fuzz.chat_requests import normal_body
+from tests.fuzz.findings import Report, describe, error_shape_problem
+from tests.fuzz.report_tests import (  # noqa: F401 (collected and run here)
+    test_errors_are_openai_shaped,
+    test_no_server_errors,
 )
-from tests.fuzz.server import ADMIN, Live, healthy, live_ponder
+from tests.fuzz.server import ADMIN, Live, healthy
 
 # About half of the suite's fuzzed requests (tests/fuzz/test_openapi.py has the rest).
 CASES = 500
-AUTH = {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"}
-NORMAL = {"model": "m", "messages": [HI], "max_tokens": 5}
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[Live]:
-    with live_ponder() as server:
-        yield server
+AUTH = MappingProxyType({"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"})
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +49,6 @@ def test_enough_cases_got_through(report: Report) -> None:
     assert sum(report.cases.values()) == CASES
     statuses = next(iter(report.statuses.values()))
     assert statuses[200] >= CASES // 5, statuses
-
-
-def test_no_server_errors(report: Report) -> None:
-    """No 5xx, hang, dropped connection or unhandled exception, whatever the request."""
-    problems = report.server_side()
-    assert not problems, "server-side failures:\n" + describe(problems)
-
-
-def test_errors_are_openai_shaped(report: Report) -> None:
-    problems = report.of("error shape")
-    assert not problems, "error bodies not OpenAI-shaped:\n" + describe(problems)
 
 
 def test_streams_are_refused_before_they_start(report: Report) -> None:
@@ -88,7 +70,7 @@ def nested(depth: int) -> dict[str, Any]:
     return spec
 
 
-REFUSED_STREAMS = [
+REFUSED_STREAMS = (
     pytest.param({"ponder": {"strategy": "self-consistency", "n": 0}}, {}, id="n=0"),
     pytest.param({"ponder": {"strategy": "no-such-strategy"}}, {}, id="unknown-strategy"),
     pytest.param({"ponder": {"strategy": "cot", "unknown": 1}}, {}, id="unknown-param"),
@@ -119,14 +101,14 @@ REFUSED_STREAMS = [
     pytest.param({"top_logprobs": 2}, {}, id="top_logprobs-without-logprobs"),
     pytest.param({}, {"X-Ponder-Local-Only": "maybe"}, id="local-only-not-boolean"),
     pytest.param({}, {"X-Ponder-Local-Only": "true"}, id="local-only-remote-model"),
-]
+)
 
 
 @pytest.mark.parametrize(("change", "headers"), REFUSED_STREAMS)
 def test_a_stream_that_cannot_run_is_a_4xx(
     live: Live, change: dict[str, Any], headers: dict[str, str]
 ) -> None:
-    body = {**NORMAL, "stream": True, **change}
+    body = {**normal_body(), "stream": True, **change}
     reply = httpx.post(
         f"{live.url}/v1/chat/completions",
         content=json.dumps(body),
@@ -144,7 +126,7 @@ def test_a_stream_fails_as_its_whole_reply_would(live: Live, strategy: str) -> N
     that can streams to [DONE] with no error event."""
 
     def send(stream: bool) -> httpx.Response:
-        body = {**NORMAL, "stream": stream, "ponder": {"strategy": strategy}}
+        body = {**normal_body(), "stream": stream, "ponder": {"strategy": strategy}}
         url = f"{live.url}/v1/chat/completions"
         return httpx.post(url, content=json.dumps(body), headers=AUTH, timeout=60)
 
@@ -162,23 +144,27 @@ def test_a_stream_fails_as_its_whole_reply_would(live: Live, strategy: str) -> N
 # Requests answered with an error: invalid JSON, invalid UTF-8, a validation error, an
 # unknown model, a bad header, a body nested past the parser's recursion limit, a bearer
 # token that is not ASCII.
-ERRORS = [
+ERRORS = (
     pytest.param(b'{"model": "m", "messages": [', {}, id="invalid-json"),
     pytest.param(b'{"model": "m\xff", "messages": []}', {}, id="invalid-utf8"),
-    pytest.param(json.dumps({**NORMAL, "n": 0}).encode(), {}, id="validation"),
+    pytest.param(json.dumps({**normal_body(), "n": 0}).encode(), {}, id="validation"),
     pytest.param(
-        json.dumps({**NORMAL, "model": "nope", "stream": True}).encode(), {}, id="unknown-model"
+        json.dumps({**normal_body(), "model": "nope", "stream": True}).encode(),
+        {},
+        id="unknown-model",
     ),
-    pytest.param(json.dumps(NORMAL).encode(), {"X-Ponder-Local-Only": "maybe"}, id="bad-header"),
+    pytest.param(
+        json.dumps(normal_body()).encode(), {"X-Ponder-Local-Only": "maybe"}, id="bad-header"
+    ),
     pytest.param(
         b'{"model": "m", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
         {},
         id="nested-past-recursion-limit",
     ),
     pytest.param(
-        json.dumps(NORMAL).encode(), {"Authorization": b"Bearer \xff"}, id="non-ascii-bearer"
+        json.dumps(normal_body()).encode(), {"Authorization": b"Bearer \xff"}, id="non-ascii-bearer"
     ),
-]
+)
 
 
 @pytest.mark.parametrize(("body", "headers"), ERRORS)
@@ -197,7 +183,7 @@ def test_the_connection_serves_on_after_an_error(
         assert (first.getheader("connection") or "").lower() != "close"
         socket = connection.sock
         assert socket is not None, "the server closed the connection after the error"
-        connection.request("POST", "/v1/chat/completions", json.dumps(NORMAL), AUTH)
+        connection.request("POST", "/v1/chat/completions", json.dumps(normal_body()), AUTH)
         second = connection.getresponse()
         answer = json.loads(second.read())
         assert connection.sock is socket, "the second request needed a new connection"
@@ -209,5 +195,7 @@ def test_the_connection_serves_on_after_an_error(
 
 def test_healthy_afterwards(live: Live, report: Report) -> None:
     assert healthy(live.url)
-    reply = httpx.post(f"{live.url}/v1/chat/completions", json=NORMAL, headers=AUTH, timeout=30)
+    reply = httpx.post(
+        f"{live.url}/v1/chat/completions", json=normal_body(), headers=AUTH, timeout=30
+    )
     assert reply.status_code == 200, reply.text

@@ -15,27 +15,20 @@ mark into a failure to remove.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from tests.fuzz.harness import (
-    SEED,
-    Report,
-    describe,
-    fuzz_openapi,
+from tests.fuzz.census import SEED
+from tests.fuzz.findings import Report, describe
+from tests.fuzz.openapi_fuzzer import fuzz_openapi
+from tests.fuzz.report_tests import (  # noqa: F401 (collected and run here)
+    test_errors_are_openai_shaped,
+    test_no_server_errors,
 )
-from tests.fuzz.server import ADMIN, Live, healthy, live_ponder
+from tests.fuzz.server import ADMIN, Live, healthy
 
 # About half of the suite's fuzzed requests (tests/fuzz/test_extensions.py has the rest).
 CASES = 500
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[Live]:
-    with live_ponder() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +43,6 @@ def test_every_operation_in_the_document_was_fuzzed(live: Live, report: Report) 
     }
     assert operations == set(report.cases)
     assert sum(report.cases.values()) >= CASES * 0.9
-
-
-def test_no_server_errors(report: Report) -> None:
-    """No 5xx, hang, dropped connection or unhandled exception, whatever the request."""
-    problems = report.server_side()
-    assert not problems, "server-side failures:\n" + describe(problems)
-
-
-def test_errors_are_openai_shaped(report: Report) -> None:
-    problems = report.of("error shape")
-    assert not problems, "error bodies not OpenAI-shaped:\n" + describe(problems)
 
 
 def test_bodies_and_headers_match_the_document(report: Report) -> None:
