@@ -43,6 +43,8 @@ async def test_each_request_is_one_record_with_its_fields(
 def test_json_lines_go_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    # Servers started by other tests configure uvicorn's loggers; configure() resets them.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:
         configure(logging.INFO, "json")
         logging.getLogger("uvicorn.error").info("Started server process")

@@ -79,3 +79,4 @@ def configure(level: int, fmt: LogFormat = "text") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+        logger.setLevel(logging.NOTSET)  # the root's level, until uvicorn sets its own
