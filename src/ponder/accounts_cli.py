@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -48,10 +49,32 @@ def _names(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-def _policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--policy``, ``--local-only``, ``--deny-vendor`` and ``--redact``."""
-    for option in reversed(
-        (
+def _policy_options(*, clearable: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """``--policy``, ``--local-only``, ``--deny-vendor`` and ``--redact`` (and ``--clear``
+    where the command replaces a policy), given to the command as one ``policy`` argument:
+    the :class:`PolicySettings` they make, or None."""
+
+    def decorate(command: Callable[..., Any]) -> Any:
+        @functools.wraps(command)
+        def with_policy(*args: Any, **options: Any) -> Any:
+            given = (
+                options.pop("policy_json"),
+                options.pop("local_only"),
+                options.pop("deny_vendor"),
+                options.pop("redact"),
+            )
+            if clearable:
+                clear = options.pop("clear")
+                if clear == (given[0] is not None or any(given[1:])):
+                    raise click.UsageError(
+                        "give --policy (or --local-only, --deny-vendor, --redact) or --clear"
+                    )
+                if clear:
+                    return command(*args, policy=None, **options)
+            return command(*args, policy=_policy(*given), **options)
+
+        wrapped: Any = with_policy
+        options = [
             click.option(
                 "--policy",
                 "policy_json",
@@ -71,10 +94,14 @@ def _policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 is_flag=True,
                 help="Redact personal data before any non-local deployment.",
             ),
-        )
-    ):
-        command = option(command)
-    return command
+        ]
+        if clearable:
+            options.append(click.option("--clear", is_flag=True, help="Remove the policy."))
+        for option in reversed(options):
+            wrapped = option(wrapped)
+        return wrapped
+
+    return decorate
 
 
 def _policy(
@@ -153,7 +180,7 @@ def teams() -> None:
 @click.option("--models", help="Allowed model globs, comma-separated (default: any).")
 @click.option("--strategies", help="Allowed strategies, comma-separated (default: any).")
 @click.option("--max-effort", help="Highest reasoning_effort (minimal ... xhigh).")
-@_policy_options
+@_policy_options()
 @click.pass_obj
 def teams_create(
     config: PonderConfig,
@@ -161,12 +188,8 @@ def teams_create(
     models: str | None,
     strategies: str | None,
     max_effort: str | None,
-    policy_json: str | None,
-    local_only: bool,
-    deny_vendor: tuple[str, ...],
-    redact: bool,
+    policy: PolicySettings | None,
 ) -> None:
-    policy = _policy(policy_json, local_only, deny_vendor, redact)
     team = _run(
         config,
         lambda s: s.create_team(
@@ -203,20 +226,10 @@ def teams_list(config: PonderConfig) -> None:
 
 @teams.command("policy")
 @click.argument("name")
-@_policy_options
-@click.option("--clear", is_flag=True, help="Remove the team's policy.")
+@_policy_options(clearable=True)
 @click.pass_obj
-def teams_policy(
-    config: PonderConfig,
-    name: str,
-    policy_json: str | None,
-    local_only: bool,
-    deny_vendor: tuple[str, ...],
-    redact: bool,
-    clear: bool,
-) -> None:
+def teams_policy(config: PonderConfig, name: str, policy: PolicySettings | None) -> None:
     """Replace a team's routing policy (or --clear it)."""
-    policy = _new_policy(policy_json, local_only, deny_vendor, redact, clear)
     team = _run(config, lambda s: s.set_policy("team", name, policy))
     click.echo(f"team {team.name}: " + (policy_summary(team.policy) or "no policy"))
 
@@ -233,7 +246,7 @@ def keys() -> None:
 @click.option("--models", help="Allowed model globs, comma-separated (default: the team's).")
 @click.option("--strategies", help="Allowed strategies, comma-separated (default: the team's).")
 @click.option("--max-effort", help="Highest reasoning_effort (default: the team's).")
-@_policy_options
+@_policy_options()
 @click.pass_obj
 def keys_create(
     config: PonderConfig,
@@ -243,12 +256,8 @@ def keys_create(
     models: str | None,
     strategies: str | None,
     max_effort: str | None,
-    policy_json: str | None,
-    local_only: bool,
-    deny_vendor: tuple[str, ...],
-    redact: bool,
+    policy: PolicySettings | None,
 ) -> None:
-    policy = _policy(policy_json, local_only, deny_vendor, redact)
     key, secret = _run(
         config,
         lambda s: s.create_key(
@@ -295,20 +304,10 @@ def keys_list(config: PonderConfig, team: str | None) -> None:
 
 @keys.command("policy")
 @click.argument("key_id")
-@_policy_options
-@click.option("--clear", is_flag=True, help="Remove the key's policy.")
+@_policy_options(clearable=True)
 @click.pass_obj
-def keys_policy(
-    config: PonderConfig,
-    key_id: str,
-    policy_json: str | None,
-    local_only: bool,
-    deny_vendor: tuple[str, ...],
-    redact: bool,
-    clear: bool,
-) -> None:
+def keys_policy(config: PonderConfig, key_id: str, policy: PolicySettings | None) -> None:
     """Replace a key's routing policy (or --clear it)."""
-    policy = _new_policy(policy_json, local_only, deny_vendor, redact, clear)
     key = _run(config, lambda s: s.set_policy("key", key_id, policy))
     click.echo(f"key {key.id}: " + (policy_summary(key.policy) or "no policy"))
 
@@ -399,22 +398,6 @@ def usage(
             for r in rows
         ],
     )
-
-
-def _new_policy(
-    policy_json: str | None,
-    local_only: bool,
-    deny_vendor: tuple[str, ...],
-    redact: bool,
-    clear: bool,
-) -> PolicySettings | None:
-    """What ``... policy`` sets: the options' policy, or None with ``--clear``."""
-    given = policy_json is not None or local_only or bool(deny_vendor) or redact
-    if clear == given:
-        raise click.UsageError(
-            "give --policy (or --local-only, --deny-vendor, --redact) or --clear"
-        )
-    return None if clear else _policy(policy_json, local_only, deny_vendor, redact)
 
 
 def _policy_note(policy: PolicySettings | None) -> str:
