@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -103,3 +104,22 @@ def add_serve_arguments(
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     if workers:
         parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+
+
+def environment() -> dict[str, str]:
+    """What a bench's figures depend on: Python, cores, and the server's event loop and
+    HTTP parser (uvicorn takes uvloop and httptools where they are installed)."""
+
+    def have(module: str) -> bool:
+        try:
+            __import__(module)
+        except ImportError:
+            return False
+        return True
+
+    return {
+        "python": platform.python_version(),
+        "cpus": str(os.cpu_count()),
+        "loop": "uvloop" if have("uvloop") else "asyncio",
+        "http": "httptools" if have("httptools") else "h11",
+    }

@@ -10,13 +10,13 @@ past its timeout.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import launch
 
 __all__ = ["GOAL_RSS_GROWTH_MB", "Run", "checks", "environment", "report"]
 
@@ -48,26 +48,13 @@ class Run:
 
 
 def environment() -> dict[str, str]:
-    def have(module: str) -> bool:
-        try:
-            __import__(module)
-        except ImportError:
-            return False
-        return True
-
+    """The benches' environment (launch.environment), with the limits a load test meets."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         somaxconn = Path("/proc/sys/net/core/somaxconn").read_text().strip()
     except OSError:
         somaxconn = "?"
-    return {
-        "python": platform.python_version(),
-        "cpus": str(os.cpu_count()),
-        "loop": "uvloop" if have("uvloop") else "asyncio",
-        "http": "httptools" if have("httptools") else "h11",
-        "nofile": f"{soft}/{hard}",
-        "somaxconn": somaxconn,
-    }
+    return {**launch.environment(), "nofile": f"{soft}/{hard}", "somaxconn": somaxconn}
 
 
 def ms(value: float | None) -> str:

@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import subprocess
 import time
@@ -42,7 +40,7 @@ from typing import Any
 
 import launch
 from fake_endpoint import MODEL, check
-from launch import add_serve_arguments, free_port
+from launch import add_serve_arguments, environment, free_port
 from loopback_client import Connection, chat_request
 from overhead_servers import serve
 
@@ -188,22 +186,6 @@ async def measure(args: argparse.Namespace, direct: Target, others: list[Target]
 
 
 # -- the report ---------------------------------------------------------------------------
-def environment() -> dict[str, str]:
-    def have(module: str) -> bool:
-        try:
-            __import__(module)
-        except ImportError:
-            return False
-        return True
-
-    return {
-        "python": platform.python_version(),
-        "cpus": str(os.cpu_count()),
-        "loop": "uvloop" if have("uvloop") else "asyncio",
-        "http": "httptools" if have("httptools") else "h11",
-    }
-
-
 def report(rows: list[Row], args: argparse.Namespace, env: dict[str, str]) -> bool:
     print(
         f"\nPonder pass-through overhead: {args.requests} sequential requests per target and "
