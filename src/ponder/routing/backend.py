@@ -57,7 +57,9 @@ class RoutedBackend:
 
     async def leaf(self, deployment: Deployment) -> Backend:
         """The backend an attempt on ``deployment`` calls."""
-        backend = await self.registry.backend_for(deployment, self.scope)
+        return self._wrapped(await self.registry.backend_for(deployment, self.scope))
+
+    def _wrapped(self, backend: Backend) -> Backend:
         return self.wrap(backend) if self.wrap is not None else backend
 
     def attempts(self) -> Attempts:
@@ -90,8 +92,7 @@ class RoutedBackend:
         leaf = self.registry.built(first, self.scope) if first is not None else None
         if first is None or leaf is None:
             return RoutedStream(self, request, attempts)
-        if self.wrap is not None:
-            leaf = self.wrap(leaf)
+        leaf = self._wrapped(leaf)
         started = health.begin(first)
         try:
             opened = leaf.stream(request)

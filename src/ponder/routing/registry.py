@@ -113,17 +113,15 @@ class BackendRegistry:
     ) -> Backend:
         """The leaf backend of ``deployment`` (built once), behind PII redaction when the
         scope asks for it and the deployment is not local."""
-        leaf = await self._leaf(deployment, progress)
-        if scope is not None and scope.redact and not deployment.local:
-            from ponder.privacy.backend import RedactingBackend
-
-            return RedactingBackend(leaf, self._redactor())
-        return leaf
+        return self._protected(deployment, await self._leaf(deployment, progress), scope)
 
     def built(self, deployment: Deployment, scope: Scope | None = None) -> Backend | None:
         """``deployment``'s backend (as :meth:`backend_for` gives it) if already built."""
         leaf = self._backends.get(deployment.id)
-        if leaf is not None and scope is not None and scope.redact and not deployment.local:
+        return self._protected(deployment, leaf, scope) if leaf is not None else None
+
+    def _protected(self, deployment: Deployment, leaf: Backend, scope: Scope | None) -> Backend:
+        if scope is not None and scope.redact and not deployment.local:
             from ponder.privacy.backend import RedactingBackend
 
             return RedactingBackend(leaf, self._redactor())
