@@ -300,3 +300,17 @@ def test_fields_that_let_an_endpoint_pick_the_model_are_refused(
         assert reply.status_code == 400, reply.text
         assert reply.json()["error"]["param"] == field
         assert len(app.state.requests) == before
+
+
+@pytest.mark.parametrize("value", [1, "true", "yes", "false"])
+def test_a_stream_flag_that_is_not_a_boolean_is_a_400(
+    upstream: tuple[str, Any], value: object
+) -> None:
+    """Validation would coerce it, but the body the pass-through forwards would not be."""
+    url, app = upstream
+    with _server(url, "vllm") as base:
+        before = len(app.state.requests)
+        reply = _chat(base, {"model": "m", "stream": value})
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["error"]["param"] == "stream"
+        assert len(app.state.requests) == before

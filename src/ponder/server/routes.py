@@ -201,7 +201,7 @@ def _is_json(content_type: str) -> bool:
 
 async def _chat(http: Request, body: ChatCompletionRequest, raw: Any) -> Response:
     gateway = gateway_of(http)
-    if isinstance(raw, dict) and raw.get("stream") not in (None, True, False):
+    if isinstance(raw, dict) and not isinstance(raw.get("stream", False), bool | None):
         # Validation coerced it ("true", 1); the body a pass-through forwards would not be.
         raise InvalidRequestError("stream must be true or false", param="stream")
     call = ChatCall(
