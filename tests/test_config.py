@@ -83,3 +83,38 @@ def test_the_operations_guide_example_config_loads(tmp_path: Path) -> None:
     assert registry.resolve("fast").name == "qwen-local"
     assert registry.resolve("qwen-local").deployments[0].local
     assert registry.scope.layers[0].policy.redact
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"providers": {"x": {"models": ["m"]}}}, r"\[providers.x\] needs base_url: .*base_url = "),
+        ({"providers": {"x": "http://h"}}, r"\[providers.x\] must be a table"),
+        ({"engine": "big"}, "engine must be a table"),
+        ({"deployments": {"a": 1}}, "deployments must be a list of tables"),
+        ({"providers": {"x": {"base_url": "u", "timeout": "slow"}}}, r"\[providers.x\] timeout"),
+        ({"sandbox": {"seccomp": "maybe"}}, r"\[sandbox\] seccomp"),
+        ({"max_n": 0}, "max_n must be at least 1"),
+    ],
+)
+def test_every_malformed_table_is_a_config_error(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_mapping(data)
+
+
+def test_a_secret_is_named_but_never_quoted() -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping({"providers": {"x": {"base_url": "u", "api_key": 12345678}}})
+    assert "api_key" in str(info.value) and "12345678" not in str(info.value)
+
+
+def test_an_unset_api_key_variable_is_a_warning_naming_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("PONDER_TEST_NO_SUCH_KEY", raising=False)
+    with caplog.at_level("WARNING", logger="ponder.config"):
+        config = config_from_mapping(
+            {"providers": {"x": {"base_url": "u", "api_key_env": "PONDER_TEST_NO_SUCH_KEY"}}}
+        )
+    assert config.providers[0].api_key is None
+    assert "PONDER_TEST_NO_SUCH_KEY" in caplog.text

@@ -115,7 +115,7 @@ async def test_schema_matches_the_migrations(store: TenancyStore) -> None:
             assert pragmas == ["wal", 1, 60_000]
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
-    assert await store._db.run(check, write=False) == "0004"
+    assert await store._db.run(check, write=False) == "0005"
 
 
 async def test_reopening_keeps_everything(database_url: str) -> None:  # noqa: F811

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from ponder.config import PonderConfig
 from ponder.config.routing import PolicyRule, PolicySettings
-from ponder.errors import ConfigError, PonderError
+from ponder.errors import ConfigError
 from ponder.tenancy import TenancyStore, resolve_database_url
 from ponder.tenancy.keys import parse_policy
 
@@ -39,10 +39,9 @@ def _run(config: PonderConfig, work: Callable[[TenancyStore], Awaitable[T]]) -> 
         finally:
             await store.aclose()
 
-    try:
-        return asyncio.run(run())
-    except PonderError as exc:
-        raise click.ClickException(exc.message) from exc
+    # A PonderError (an unknown key id, an unreachable database) goes up to the ``ponder``
+    # group, which prints it as one line with what to do (ponder.cli.errors).
+    return asyncio.run(run())
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -118,7 +117,7 @@ def _policy(
             raise click.ClickException("--policy must be a JSON object")
     try:
         policy = parse_policy(data, "--policy") or PolicySettings()
-    except ConfigError as error:
+    except ConfigError as error:  # the option's mistake, not the configuration file's
         raise click.ClickException(error.message) from error
     denied = tuple(PolicyRule(effect="deny", vendor=v) for v in deny_vendor)
     policy = dataclasses.replace(

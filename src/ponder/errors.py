@@ -15,9 +15,12 @@ for every token it cost.
     │   ├── ContentFilterError       a model's content filter refused the request
     │   └── UnsupportedFeatureError  the backend cannot do what was asked
     │       └── SandboxUnavailableError  programs cannot run: no OS sandbox here
+    ├── RequestTimeoutError          the request ran past its timeout (504)
+    ├── OverloadedError              the engine's queue is full or too slow (503)
     ├── AuthenticationError          no API key, or an unknown or revoked one (401)
     ├── ModelNotFoundError           unknown model name (404)
     ├── TraceNotFoundError           unknown trace id (404)
+    ├── ResponseNotFoundError        unknown stored response id (404)
     ├── TenantNotFoundError          unknown team or API key id (404)
     ├── ModelError                   a model cannot be installed or loaded (500/503)
     │   ├── ModelNotInstalledError   a weight package is missing
@@ -116,6 +119,14 @@ class TraceNotFoundError(PonderError):
     code = "trace_not_found"
 
 
+class ResponseNotFoundError(PonderError):
+    """No stored response under the requested id (never stored, deleted, or another key's)."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "response_not_found"
+
+
 class AuthenticationError(PonderError):
     """The request carries no API key, or one that is unknown or revoked."""
 
@@ -206,6 +217,30 @@ class StoreUnavailableError(PonderError):
 
     status_code = 503
     code = "store_unavailable"
+
+
+class RequestTimeoutError(PonderError):
+    """The request ran past its timeout (the server's ``request_timeout``, or the shorter one
+    the client asked for); its work was cancelled, and what it spent is still recorded."""
+
+    status_code = 504
+    error_type = "timeout_error"
+    code = "request_timeout"
+
+
+class OverloadedError(PonderError):
+    """Ponder itself is at capacity (the embedded engine's queue is full, or a request waited
+    in it past its deadline). The client should come back after ``retry_after`` seconds; the
+    HTTP edge sends it as ``Retry-After``. Not a deployment's failure: routing does not retry
+    it or cool the deployment down, so the load is shed back to the client at once."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "engine_overloaded"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, param: str | None = None):
+        super().__init__(message, param=param)
+        self.retry_after = retry_after
 
 
 class PolicyError(PonderError):

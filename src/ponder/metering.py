@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from ponder.errors import CancelledSequenceError
 from ponder.types import Usage
@@ -47,11 +47,24 @@ def outcome_of(error: BaseException | None) -> Outcome:
     return "error"
 
 
+class LogWatcher(Protocol):
+    """Told of a log's progress as it happens (the gateway's journal, which keeps what a
+    request has spent durable while it runs, so a process killed mid-request loses none)."""
+
+    def recorded(self, call: int, record: CallRecord) -> None:
+        """Call number ``call`` ended with ``record``."""
+
+    def progressed(self, call: int, backend: str, usage: Usage) -> None:
+        """Call number ``call`` (to ``backend``), still running, has spent ``usage`` so far."""
+
+
 class CallLog:
     """Every leaf call of one request, cancelled ones included."""
 
     def __init__(self) -> None:
         self.records: list[CallRecord] = []
+        self.watcher: LogWatcher | None = None
+        self._calls = 0
         # What routing decided on the way (a hop policy skipped, a fallback taken): kept
         # with the request's ledger row and trace.
         self.events: list[str] = []
@@ -67,7 +80,8 @@ class CallLog:
         """A call starts; it must end with :meth:`Charge.end`."""
         self._open += 1
         self._settled.clear()
-        return Charge(self, backend)
+        self._calls += 1
+        return Charge(self, backend, self._calls)
 
     def _end(self, record: CallRecord) -> None:
         self.records.append(record)
@@ -85,18 +99,29 @@ class CallLog:
 class Charge:
     """One call's claim on a log; ending it twice records once."""
 
-    __slots__ = ("_backend", "_log", "_started")
+    __slots__ = ("_backend", "_log", "_number", "_started")
 
-    def __init__(self, log: CallLog | None, backend: str) -> None:
+    def __init__(self, log: CallLog | None, backend: str, number: int = 0) -> None:
         self._log = log
         self._backend = backend
+        self._number = number
         self._started = time.perf_counter()
+
+    def progress(self, usage: Usage) -> None:
+        """What the call has spent so far, for calls that learn it as they go (a stream
+        whose endpoint reports usage on every chunk)."""
+        log = self._log
+        if log is not None and log.watcher is not None:
+            log.watcher.progressed(self._number, self._backend, usage)
 
     def end(self, usage: Usage, error: BaseException | None = None) -> None:
         log, self._log = self._log, None
         if log is not None:
             seconds = time.perf_counter() - self._started
-            log._end(CallRecord(self._backend, usage, seconds, outcome_of(error)))
+            record = CallRecord(self._backend, usage, seconds, outcome_of(error))
+            log._end(record)
+            if log.watcher is not None:
+                log.watcher.recorded(self._number, record)
 
 
 def begin_charge(backend: str) -> Charge:

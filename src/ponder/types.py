@@ -87,6 +87,8 @@ class GenerationRequest:
     json_object: bool = False
     tools: tuple[Mapping[str, Any], ...] | None = None
     tool_choice: str | Mapping[str, Any] | None = None
+    # As the client sent it (None: not sent). False: at most one tool call per reply.
+    parallel_tool_calls: bool | None = None
     # Opaque per-backend options that a backend may honour (e.g. extra body for a remote).
     extra: Mapping[str, Any] = field(default_factory=dict)
 

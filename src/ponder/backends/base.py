@@ -8,7 +8,7 @@ too, so they compose.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -155,8 +155,32 @@ class QueueStream:
         return self._usage
 
 
+def merge_fragments(fragments: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Whole tool calls from streamed fragments, by ``index``, as OpenAI clients assemble
+    them: ``function.arguments`` pieces are joined in order; ``id``, ``type`` and ``name``
+    come from the first fragment that has them. A fragment without an ``index`` is numbered
+    by its place in ``fragments``."""
+    calls: dict[int, dict[str, Any]] = {}
+    for position, fragment in enumerate(fragments):
+        given = fragment.get("index")
+        index = position if given is None else int(given)
+        call = calls.setdefault(index, {"id": "", "type": "", "function": {}})
+        for key in ("id", "type"):
+            if fragment.get(key) and not call[key]:
+                call[key] = fragment[key]
+        function = fragment.get("function") or {}
+        target = call["function"]
+        if function.get("name") and "name" not in target:
+            target["name"] = function["name"]
+        target["arguments"] = target.get("arguments", "") + (function.get("arguments") or "")
+    return [{**calls[i], "type": calls[i]["type"] or "function"} for i in sorted(calls)]
+
+
 class ChoiceBuilder:
-    """Accumulates deltas into final choices."""
+    """Accumulates deltas into final choices. Tool calls may come whole on one delta or as
+    streamed fragments over many (a remote stream's, the embedded engine's): each choice
+    keeps every fragment, numbered by its ``index`` (a whole call without one, by its place
+    in its delta), and they are merged into whole calls at the end."""
 
     def __init__(self, n: int) -> None:
         self.text = [""] * n
@@ -164,19 +188,25 @@ class ChoiceBuilder:
         self.logprobs: list[list[TokenLogprob]] = [[] for _ in range(n)]
         self.finish: list[FinishReason | None] = [None] * n
         self.tokens = [0] * n
-        self.tool_calls: list[tuple[dict[str, object], ...] | None] = [None] * n
+        self._fragments: list[list[Mapping[str, Any]]] = [[] for _ in range(n)]
 
     def add(self, delta: Delta) -> None:
         i = delta.index
         self.text[i] += delta.text
         self.reasoning[i] += delta.reasoning
         self.logprobs[i].extend(delta.logprobs)
-        if delta.tool_calls:
-            self.tool_calls[i] = tuple(dict(t) for t in delta.tool_calls)
+        for place, fragment in enumerate(delta.tool_calls or ()):
+            index = fragment.get("index")
+            self._fragments[i].append({**fragment, "index": place if index is None else index})
         if delta.finish_reason is not None:
             self.finish[i] = delta.finish_reason
         if delta.completion_tokens is not None:
             self.tokens[i] = delta.completion_tokens
+
+    def tool_calls(self, index: int) -> tuple[dict[str, Any], ...] | None:
+        """Sequence ``index``'s tool calls so far, whole; None when it has made none."""
+        fragments = self._fragments[index]
+        return tuple(merge_fragments(fragments)) if fragments else None
 
     def choices(self, with_logprobs: bool) -> tuple[Choice, ...]:
         return tuple(
@@ -187,7 +217,7 @@ class ChoiceBuilder:
                 completion_tokens=self.tokens[i],
                 reasoning=self.reasoning[i] or None,
                 logprobs=tuple(self.logprobs[i]) if with_logprobs else None,
-                tool_calls=self.tool_calls[i],
+                tool_calls=self.tool_calls(i),
             )
             for i in range(len(self.text))
         )

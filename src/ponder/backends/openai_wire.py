@@ -100,6 +100,8 @@ def chat_params(
         params["tools"] = [dict(t) for t in request.tools]
         if request.tool_choice is not None:
             params["tool_choice"] = request.tool_choice
+        if request.parallel_tool_calls is not None:
+            params["parallel_tool_calls"] = request.parallel_tool_calls
     if extra:
         params["extra_body"] = extra
     return params

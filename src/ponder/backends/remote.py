@@ -214,6 +214,7 @@ class RemoteBackend:
                         # Usage on content chunks is cumulative: this call's last report wins.
                         totals.reports[offset] = call_usage
                         stream.set_usage(totals.usage)
+                        charge.progress(totals.usage)  # journaled: a killed process knows it
                     for raw in chunk.choices:
                         k = raw.index if width > 1 else 0
                         if k >= width or finished[k]:

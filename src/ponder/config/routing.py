@@ -4,12 +4,12 @@ reach, globally ([policy]) and per team and key (stored as JSON, read by the sam
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from ponder.config.tables import EndpointConfig, Price, check_keys, parse_prices
+from ponder.config.tables import EndpointConfig, Price, api_key_from, check_keys, parse_prices
+from ponder.config.validation import Sources, build
 from ponder.errors import ConfigError
 
 
@@ -84,13 +84,16 @@ class PolicySettings:
     ``mode = "deny"``: what no deny rule matches is allowed; ``"allow"``: only what an allow
     rule matches, and no deny rule. ``local_only``: only deployments with ``local = true``.
     ``fallbacks``: this scope's own fallbacks (public name -> names), tried before the
-    model's."""
+    model's. ``allow_tools``: globs of the tool names (``server__tool`` for an MCP tool) an
+    agent loop may offer under this policy; None: no limit of its own (each layer of a
+    scope can only narrow what the others allow; ``ponder.tools.policy``)."""
 
     mode: Literal["allow", "deny"] = "deny"
     rules: tuple[PolicyRule, ...] = ()
     local_only: bool = False
     redact: bool = False
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    allow_tools: tuple[str, ...] | None = None
 
     @property
     def empty(self) -> bool:
@@ -100,10 +103,11 @@ class PolicySettings:
             and not self.local_only
             and not self.redact
             and not self.fallbacks
+            and self.allow_tools is None  # [] is a policy: no tools at all
         )
 
 
-def parse_deployment(raw: dict[str, Any]) -> DeploymentConfig:
+def parse_deployment(raw: dict[str, Any], sources: Sources | None = None) -> DeploymentConfig:
     where = f"[[deployments]] {raw.get('model_name', '?')!r}"
     check_keys(
         where,
@@ -119,11 +123,13 @@ def parse_deployment(raw: dict[str, Any]) -> DeploymentConfig:
     endpoint = {k: raw.pop(k) for k in list(raw) if k in endpoint_keys}
     key_env = raw.pop("api_key_env", None)
     if key_env is not None:
-        endpoint["api_key"] = os.environ.get(key_env)
+        endpoint["api_key"] = api_key_from(key_env, where)
     if endpoint:
         if "base_url" not in endpoint:
-            raise ConfigError(f"{where}: endpoint settings need a base_url")
-        raw["endpoint"] = EndpointConfig(**endpoint)
+            raise ConfigError(
+                f"{where}: endpoint settings need a base_url (or provider = a [providers] name)"
+            )
+        raw["endpoint"] = build(EndpointConfig, endpoint, where=where, sources=sources)
     if "price" in raw:
         raw["price"] = parse_prices({where: raw["price"]})[where]
     for key in ("context_window", "rpm", "tpm"):
@@ -131,10 +137,10 @@ def parse_deployment(raw: dict[str, Any]) -> DeploymentConfig:
             raise ConfigError(f"{where}: {key} must be a positive integer")
     if not isinstance(raw.get("weight", 1.0), int | float) or raw.get("weight", 1.0) <= 0:
         raise ConfigError(f"{where}: weight must be a positive number")
-    return DeploymentConfig(**raw)
+    return build(DeploymentConfig, raw, where=where, sources=sources)
 
 
-def parse_routing(raw: dict[str, Any]) -> RoutingSettings:
+def parse_routing(raw: dict[str, Any], sources: Sources | None = None) -> RoutingSettings:
     check_keys("[routing]", raw, {f.name for f in fields(RoutingSettings)})
     strategies = ("weighted", "least-busy", "latency", "lowest-cost")
     if raw.get("strategy", "weighted") not in strategies:
@@ -149,10 +155,11 @@ def parse_routing(raw: dict[str, Any]) -> RoutingSettings:
         ):
             raise ConfigError("[routing] aliases must map names to names")
         raw["aliases"] = dict(aliases)
+    routing = build(RoutingSettings, raw, where="[routing]", prefix="routing", sources=sources)
     for key in ("num_retries", "allowed_fails"):
-        if key in raw and (not isinstance(raw[key], int) or raw[key] < 0):
+        if getattr(routing, key) < 0:
             raise ConfigError(f"[routing] {key} must be a non-negative integer")
-    return RoutingSettings(**raw)
+    return routing
 
 
 def _name_lists(value: Any, where: str) -> dict[str, tuple[str, ...]]:
@@ -199,6 +206,11 @@ def policy_from_mapping(data: Any, *, where: str) -> PolicySettings:
     raw["rules"] = tuple(rules)
     if "fallbacks" in raw:
         raw["fallbacks"] = _name_lists(raw["fallbacks"], f"{where} fallbacks")
+    if raw.get("allow_tools") is not None:
+        tools = raw["allow_tools"]
+        if not isinstance(tools, list | tuple) or not all(isinstance(t, str) and t for t in tools):
+            raise ConfigError(f"{where} allow_tools must be a list of tool names (globs)")
+        raw["allow_tools"] = tuple(tools)
     return PolicySettings(**raw)
 
 
@@ -221,6 +233,8 @@ def policy_as_mapping(policy: PolicySettings) -> dict[str, Any]:
             out[key] = True
     if policy.fallbacks:
         out["fallbacks"] = {k: list(v) for k, v in policy.fallbacks.items()}
+    if policy.allow_tools is not None:
+        out["allow_tools"] = list(policy.allow_tools)
     return out
 
 

@@ -3,12 +3,17 @@ sandbox, and prices; with the checks every table's parser shares."""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from ponder.config.validation import Sources, build
 from ponder.errors import ConfigError
+
+log = logging.getLogger("ponder.config")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +59,11 @@ class ContextConfig:
     # that have them. None: on, except on a CPU with AMX, where ggml's AMX matrix multiply
     # crashed with SIGSEGV on Ponder's bundled Q4_K_M models (llama-cpp-python 0.3.36).
     extra_buffers: bool | None = None
+    # Overload: jobs (one per request's batch of paths) that may wait for the engine at once,
+    # and how long one may wait before it starts. Past either, the call is refused at once
+    # with 503 and Retry-After rather than left waiting past its client's timeout.
+    max_waiting: int = 256
+    max_queue_seconds: float = 60.0
 
 
 SandboxMode = Literal["bwrap", "process"]
@@ -78,6 +88,19 @@ class SandboxSettings:
     # Load the seccomp filter (needs libseccomp). Turning it off keeps the namespaces and
     # rlimits but lets a program start processes inside its sandbox.
     seccomp: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """The ``[telemetry]`` table: OpenTelemetry spans, off by default (they need the ``otel``
+    extra). ``exporter``: where Ponder's own tracer provider sends them, when the process has
+    none configured already (``opentelemetry-instrument`` or an embedding application):
+    ``"otlp"`` (OTLP over HTTP, configured by the standard ``OTEL_EXPORTER_OTLP_*``
+    variables; needs opentelemetry-exporter-otlp-proto-http) or ``"console"`` (stdout)."""
+
+    otel: bool = False
+    exporter: Literal["otlp", "console"] = "otlp"
+    service_name: str = "ponder"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +138,39 @@ def parse_prices(raw: dict[str, Any]) -> dict[str, Price]:
     return prices
 
 
-def parse_sandbox(raw: dict[str, Any]) -> SandboxSettings:
+def parse_sandbox(raw: dict[str, Any], sources: Sources | None = None) -> SandboxSettings:
     check_keys("[sandbox]", raw, {f.name for f in fields(SandboxSettings)})
     if raw.get("mode", "bwrap") not in ("bwrap", "process"):
         raise ConfigError(f'[sandbox] mode must be "bwrap" or "process", not {raw["mode"]!r}')
     for key in ("bwrap", "python"):
-        if raw.get(key) is not None:
+        if isinstance(raw.get(key), str):
             raw[key] = Path(raw[key]).expanduser()
-    if not isinstance(raw.get("seccomp", True), bool):
-        raise ConfigError("[sandbox] seccomp must be true or false")
-    return SandboxSettings(**raw)
+    return build(SandboxSettings, raw, where="[sandbox]", prefix="sandbox", sources=sources)
+
+
+def parse_telemetry(raw: dict[str, Any], sources: Sources | None = None) -> TelemetrySettings:
+    check_keys("[telemetry]", raw, {f.name for f in fields(TelemetrySettings)})
+    return build(TelemetrySettings, raw, where="[telemetry]", prefix="telemetry", sources=sources)
+
+
+def api_key_from(variable: Any, where: str) -> str | None:
+    """The key in the environment variable ``variable`` names. An unset one is a warning,
+    not an error: the same file serves commands that never call the endpoint (``ponder
+    keys``, ``ponder doctor``, a replica whose traffic goes elsewhere), and an endpoint
+    called without its key answers 401, which reaches the client. ``ponder doctor`` lists
+    every unset one as a problem."""
+    if not isinstance(variable, str) or not variable:
+        raise ConfigError(f"{where} api_key_env must name an environment variable")
+    value = os.environ.get(variable)
+    if not value:
+        log.warning(
+            "%s api_key_env names %s, which is not set: calls to it go without a key "
+            "(export %s, or drop api_key_env for an endpoint that needs none)",
+            where,
+            variable,
+            variable,
+        )
+    return value or None
 
 
 def strategy_choice(value: Any) -> Mapping[str, Any] | None:

@@ -115,6 +115,21 @@ def admit(
     return started
 
 
+def overdue(queued_at: Sequence[float], now: float, limit: float) -> list[int]:
+    """Indices of queued jobs (times in submission order) that have waited past ``limit``
+    seconds: the engine refuses them rather than let them wait past their client's timeout."""
+    if not queued_at or now - queued_at[0] <= limit:
+        return []  # the oldest is first: nothing has waited that long
+    return [i for i, at in enumerate(queued_at) if now - at > limit]
+
+
+def retry_after(holdings: Sequence[Holding], step_seconds: float) -> float:
+    """When a refused caller should come back: about when the first running job's slots
+    free up (its worst-case steps left at the recent step time), between 1 and 30 seconds."""
+    steps = min((h.steps_left for h in holdings), default=0)
+    return float(min(max(1, math.ceil(steps * step_seconds)), 30))
+
+
 def fit_request(
     n_prompt: int,
     n: int,

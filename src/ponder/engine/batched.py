@@ -23,12 +23,12 @@ import time
 
 import llama_cpp
 
-from ponder.engine.admission import admit, fit_request
+from ponder.engine.admission import admit, fit_request, overdue, retry_after
 from ponder.engine.jobs import DeltaSink, FinishSink, Job, Seq
 from ponder.engine.llama_model import LlamaModel
 from ponder.engine.sampling import SequenceSampler, StopMatcher, logits_row, token_logprob
 from ponder.engine.stats import EngineLoad, EngineStats
-from ponder.errors import BackendError, InvalidRequestError
+from ponder.errors import BackendError, InvalidRequestError, OverloadedError
 from ponder.types import Delta, FinishReason, SamplingParams, TokenLogprob, Usage
 
 
@@ -108,6 +108,13 @@ class BatchedEngine:
         with self._lock:
             if self._closed:
                 raise BackendError("the engine is closed")
+            if len(self._waiting) >= self.model.config.max_waiting:
+                self.stats.refused += 1
+                raise OverloadedError(
+                    f"the engine for {self.model.name} has {len(self._waiting)} requests "
+                    "waiting, its limit (engine.max_waiting); try again shortly",
+                    retry_after=self._retry_after(),
+                )
             job = Job(
                 id=next(self._ids),
                 prompt=list(prompt),
@@ -119,6 +126,7 @@ class BatchedEngine:
                 on_finish=on_finish,
                 seed=seed,
                 cells=len(prompt) + n * max_tokens if self.model.config.kv_unified else 0,
+                queued_at=time.monotonic(),
             )
             self._waiting.append(job)
             self._lock.notify()
@@ -156,7 +164,17 @@ class BatchedEngine:
                     self._waiting.clear()
                     break
                 cancels, self._cancels = self._cancels, []
+                expired = self._expire_waiting()
                 admitted = self._admit()
+            for job, waited in expired:
+                job.on_finish(
+                    Usage(calls=1),
+                    OverloadedError(
+                        f"waited {waited:.0f} s for the engine for {self.model.name} without "
+                        "starting (engine.max_queue_seconds); try again shortly",
+                        retry_after=self._retry_after(),
+                    ),
+                )
             # Sequences cancelled while their job was still queued end as soon as it starts.
             cancels += [(job.id, i) for job in admitted for i in sorted(job.cancelled)]
             self._apply_cancels(cancels)
@@ -167,6 +185,27 @@ class BatchedEngine:
                     self._fail_active(exc)
         for job in jobs:
             self._finish_job(job, BackendError("the engine was closed"))
+
+    def _expire_waiting(self) -> list[tuple[Job, float]]:
+        """Queued jobs that waited past ``max_queue_seconds``, taken out of the queue (under
+        the lock); they are refused outside it."""
+        now = time.monotonic()
+        waited = overdue(
+            [job.queued_at for job in self._waiting], now, self.model.config.max_queue_seconds
+        )
+        if not waited:
+            return []
+        expired = [(self._waiting[i], now - self._waiting[i].queued_at) for i in waited]
+        gone = set(waited)
+        self._waiting = collections.deque(
+            job for i, job in enumerate(self._waiting) if i not in gone
+        )
+        self.stats.expired += len(expired)
+        return expired
+
+    def _retry_after(self) -> float:
+        holdings = [job.holding(self._prefill_per_step) for job in list(self._active)]
+        return retry_after(holdings, self.stats.step_seconds())
 
     def _admit(self) -> list[Job]:
         if not self._waiting:

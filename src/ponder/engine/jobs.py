@@ -50,6 +50,7 @@ class Job:
     prompt_batch_index: int = -1  # batch index of the last prompt token in this step
     cancelled: set[int] = field(default_factory=set)
     admitted: bool = False
+    queued_at: float = 0.0  # time.monotonic() when it was submitted
 
     @property
     def prefilling(self) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import llama_cpp
 import numpy as np
 
+from ponder.engine.grammar import split_lazy
 from ponder.engine.llama_model import LlamaModel
 from ponder.types import SamplingParams, TokenLogprob, TopLogprob
 
@@ -32,7 +33,7 @@ class SequenceSampler:
         self._chain = chain
         add = llama_cpp.llama_sampler_chain_add
         if grammar is not None:
-            smpl = llama_cpp.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
+            smpl = _grammar_sampler(model, grammar)
             if not smpl:
                 self.free()
                 raise ValueError("the JSON schema could not be compiled to a grammar")
@@ -71,6 +72,18 @@ class SequenceSampler:
         if self._chain is not None:
             llama_cpp.llama_sampler_free(self._chain)
             self._chain = None
+
+
+def _grammar_sampler(model: LlamaModel, grammar: str) -> object:
+    """A grammar sampler; a lazy one (see :func:`ponder.engine.grammar.lazy_grammar`) lets
+    every token through until a trigger token is sampled."""
+    text, triggers = split_lazy(grammar)
+    if not triggers:
+        return llama_cpp.llama_sampler_init_grammar(model.vocab, text.encode(), b"root")
+    tokens = (llama_cpp.llama_token * len(triggers))(*triggers)
+    return llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+        model.vocab, text.encode(), b"root", None, 0, tokens, len(triggers)
+    )
 
 
 def logits_row(ctx: object, output_index: int, n_vocab: int) -> np.ndarray:

@@ -13,6 +13,12 @@ class EngineStats:
     decode_seconds: float = 0.0  # time inside llama_decode
     sample_seconds: float = 0.0  # time sampling, detokenizing and matching stops
     backfilled: int = 0  # jobs started ahead of an older queued job
+    refused: int = 0  # jobs refused because the queue was full (engine.max_waiting)
+    expired: int = 0  # jobs refused after waiting past engine.max_queue_seconds
+
+    def step_seconds(self) -> float:
+        """The mean time of one engine step so far (decode and sampling)."""
+        return (self.decode_seconds + self.sample_seconds) / self.steps if self.steps else 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any, cast, get_args
 
 from ponder.backends.base import Backend
 from ponder.errors import InvalidRequestError
+from ponder.gateway.deadline import Deadline
 from ponder.gateway.identity import Caller
 from ponder.metering import CallLog
 from ponder.reasoning.runner import StrategySpec
@@ -35,6 +36,8 @@ class ChatCall:
     caller: Caller = field(default_factory=Caller.local)
     # Keep every hop of this request on deployments with ``local = true``.
     local_only: bool = False
+    # Seconds the request may run (see ponder.gateway.deadline); None: no bound.
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class Plan:
     admission: Admission = field(default_factory=Admission)
     log: CallLog = field(default_factory=CallLog)
     started: float = field(default_factory=time.perf_counter)
+    # When its work is cancelled for running past its timeout (None: never).
+    deadline: Deadline | None = None
     # The request's id: its ledger row's and its log record's.
     request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4().hex}")
 

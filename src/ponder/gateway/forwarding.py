@@ -13,6 +13,7 @@ import anyio
 from ponder.backends.openai_wire import refusal_error
 from ponder.errors import BackendError, ContentFilterError, ContextOverflowError, PonderError
 from ponder.gateway.call import ChatCall, Plan
+from ponder.gateway.deadline import bounded, within
 from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream
 from ponder.metering import Charge
 from ponder.types import Usage
@@ -75,14 +76,18 @@ class Forwarder:
     async def forward(self, call: ChatCall, plan: Plan) -> Forwarded:
         """A pass-through request, sent upstream as the client sent it (model id aside) and
         returned as the endpoint answered; its usage is recorded as the endpoint reported it."""
-        forwarded, charge = await self._send(call, plan, self.passthrough.forward)
+        forwarded, charge = await within(
+            plan.deadline, self._send(call, plan, self.passthrough.forward)
+        )
         charge.end(forwarded.usage)
         await self.end(plan, None, forwarded.ok)
         return forwarded
 
     async def forward_stream(self, call: ChatCall, plan: Plan) -> ForwardedStream:
         """A pass-through stream: the endpoint's SSE bytes, relayed; recorded when it ends."""
-        opened, charge = await self._send(call, plan, self.passthrough.open_stream)
+        opened, charge = await within(
+            plan.deadline, self._send(call, plan, self.passthrough.open_stream)
+        )
         if isinstance(opened, Forwarded):  # the endpoint refused: a 4xx to relay
             charge.end(opened.usage)
             await self.end(plan, None, False)
@@ -127,7 +132,13 @@ class ForwardedStream:
         error: BaseException | None = None
         try:
             async with self.relay:
-                async for data in self.relay:
+                reported = None
+                async for data in bounded(aiter(self.relay), self.plan.deadline):
+                    if self.relay.reported is not reported:
+                        # Usage on every chunk (vLLM's continuous_usage_stats): kept in the
+                        # journal as it comes, so a killed process still knows it.
+                        reported = self.relay.reported
+                        self.charge.progress(self.relay.usage)
                     yield data
                 ok = self.relay.finished
         except PonderError as exc:

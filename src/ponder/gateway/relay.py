@@ -60,6 +60,11 @@ class RelayStream:
         self._ended = False
 
     @property
+    def reported(self) -> Usage | None:
+        """The endpoint's last usage report so far (None: none yet)."""
+        return self._usage
+
+    @property
     def usage(self) -> Usage:
         """The endpoint's last usage report, or ``Usage(calls=1)`` when none came."""
         return self._usage if self._usage is not None else Usage(calls=1)

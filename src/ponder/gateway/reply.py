@@ -18,6 +18,7 @@ import anyio
 
 from ponder.backends.base import ChoiceBuilder, GenerationStream, QueueStream
 from ponder.errors import CancelledSequenceError, PonderError
+from ponder.gateway.deadline import bounded
 from ponder.metering import CallLog, CallRecord
 from ponder.reasoning.selection import Selection
 from ponder.reasoning.trace import Trace
@@ -121,7 +122,9 @@ class ReplyStream:
     async def _iterate(self) -> AsyncIterator[Delta]:
         error: BaseException | None = GeneratorExit()  # left early, unless it ends or fails
         try:
-            async for delta in self.inner:
+            deadline = self.plan.deadline
+            deltas = self.inner if deadline is None else bounded(aiter(self.inner), deadline)
+            async for delta in deltas:
                 self._builder.add(delta)
                 yield delta
             error = None

@@ -42,13 +42,17 @@ from ponder.gateway.call import (
     refuse_upstream_routing,
     unhonoured,
 )
+from ponder.gateway.deadline import Deadline, within
 from ponder.gateway.forwarding import ForwardedStream, Forwarder
 from ponder.gateway.guard import GuardedBackend, SpendingCap
 from ponder.gateway.identity import Caller
+from ponder.gateway.journal import Journal, journal_directory
 from ponder.gateway.ledger import UsageLedger
 from ponder.gateway.passthrough import Forwarded
+from ponder.gateway.recovery import journal_begin, record_interrupted
 from ponder.gateway.reply import Reply, ReplyStream, reply_usage, spent_on_failure
 from ponder.gateway.requestlog import log_refusal, log_request
+from ponder.gateway.telemetry import Telemetry, deployment_lookup
 from ponder.metering import CallLog, recording
 from ponder.reasoning.base import Services, StrategyResult
 from ponder.reasoning.registry import StrategyRegistry
@@ -58,6 +62,8 @@ from ponder.reasoning.trace import Trace
 from ponder.routing.backend import RoutedBackend
 from ponder.routing.policy import Scope
 from ponder.routing.registry import BackendRegistry
+from ponder.tenancy import resolve_database_url
+from ponder.tools.mcp import McpServers
 from ponder.types import GenerationRequest, Message, SamplingParams
 
 
@@ -84,6 +90,10 @@ class Gateway:
         self.services = services
         # In-process totals for /metrics and usage tags; the durable ledger is the store's.
         self.ledger = ledger or UsageLedger()
+        # OpenTelemetry spans per request and per model call (off unless configured).
+        self.telemetry = Telemetry.from_config(
+            config.telemetry, deployment_lookup(self.registry.catalog)
+        )
         # No database until start(): a batch caller (the bench) that never starts one keeps
         # nothing on disk.
         self.accounts = Accounts(config, None, admin_key, self.registry.price_of)
@@ -93,6 +103,12 @@ class Gateway:
         # Off for batch callers (the bench, calibration) that keep their own records.
         self._store_traces = store_traces
         self._sweeper: asyncio.Task[None] | None = None
+        # What requests in flight have spent, kept where a killed process cannot lose it
+        # (ponder.gateway.journal); opened with the database.
+        self.journal: Journal | None = None
+        # The configured MCP servers' connections, shared by every request; no servers is
+        # no work (and no MCP SDK needed); configured ones without the SDK fail here.
+        self.mcp = McpServers(config.mcp_servers)
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, **overrides: Any) -> Gateway:
@@ -109,8 +125,14 @@ class Gateway:
                 self.config, self._admin_key, self.registry.price_of
             )
             assert self.accounts.store is not None
+            url = resolve_database_url(self.config)
+            directory = journal_directory(url, self.config.journal_dir)
+            if directory is not None:
+                await record_interrupted(self.accounts, directory)
+                self.journal = Journal(directory)
             await self.accounts.store.sweep_stale(STALE_RESERVATION)
             self._sweeper = asyncio.create_task(self._sweep_forever())
+        await self.mcp.start()  # a server that is down is logged and retried, not raised
 
     async def _sweep_forever(self) -> None:
         store = self.accounts.store
@@ -134,9 +156,13 @@ class Gateway:
                 await self._sweeper
             self._sweeper = None
         await self.forwarder.aclose()
+        await self.mcp.aclose()
         if self._close_backends:
             await self.registry.aclose()
         await self.accounts.aclose()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
 
     async def trace(self, trace_id: str, caller: Caller) -> dict[str, Any] | None:
         """A stored trace, if this caller may see it (others get None, as for no trace)."""
@@ -244,7 +270,9 @@ class Gateway:
             routed=base,
             named=await self.resolve_models(selection.spec, scope),
             upstream=base if remote and selection.spec is None and call.body is not None else None,
+            log=self.telemetry.call_log(),
             caller=call.caller,
+            deadline=Deadline.after(call.timeout),
         )
         plan.admission = await self.accounts.admit(
             call.caller, call, plan, self.services, self.registry
@@ -267,6 +295,8 @@ class Gateway:
             if selection.spec is not None
             else backend
         )
+        if self.journal is not None:
+            plan.log.watcher = journal_begin(self.journal, plan, call)
         return plan
 
     async def resolve_models(
@@ -295,7 +325,9 @@ class Gateway:
         plan = plan or await self.plan(call)
         try:
             with recording(plan.log):
-                completion = await plan.backend.generate(call.request.replace(model=plan.model))
+                completion = await within(
+                    plan.deadline, plan.backend.generate(call.request.replace(model=plan.model))
+                )
         except BaseException as exc:
             await spent_on_failure(plan.log, exc)
             await self._end(plan, call, error=exc, trace=None)
@@ -377,6 +409,7 @@ class Gateway:
         seconds = time.perf_counter() - plan.started
         usage = reply_usage(plan.log, None)
         log_request(plan, usage, error, seconds, trace)
+        self.telemetry.request_ended(plan, usage, error, seconds)
         if trace is not None:
             for event in plan.log.events:  # what routing decided: skips, fallbacks
                 trace.note("routing", event=event)
@@ -394,10 +427,13 @@ class Gateway:
             error=error,
             trace=trace if self._store_traces else None,
         )
+        if self.journal is not None:
+            self.journal.end(plan.request_id)
 
     async def _end_forwarded(self, plan: Plan, error: BaseException | None, ok: bool) -> None:
         seconds = time.perf_counter() - plan.started
         log_request(plan, plan.log.usage, error, seconds, None, ok=ok)
+        self.telemetry.request_ended(plan, plan.log.usage, error, seconds, ok=ok)
         self.ledger.record(plan.model, plan.log.usage, ok=ok, seconds=seconds, tag=plan.tag)
         await self.accounts.finish(
             plan.caller,
@@ -411,6 +447,8 @@ class Gateway:
             error=error,
             trace=None,
         )
+        if self.journal is not None:
+            self.journal.end(plan.request_id)
 
 
 # A reservation older than this belongs to a request whose process died; the sweep runs

@@ -15,7 +15,16 @@ from ponder.config import PonderConfig
 from ponder.gateway import Gateway
 from ponder.reasoning.base import Services
 from ponder.routing.registry import BackendRegistry
-from ponder.server import admin, errors, limits, metrics, routes
+from ponder.server import (
+    admin,
+    errors,
+    health_routes,
+    limits,
+    metrics,
+    responses_routes,
+    routes,
+)
+from ponder.server.preload import FailureHandler, Preload
 
 log = logging.getLogger("ponder.server")
 
@@ -46,9 +55,12 @@ def create_app(
     preload: list[str] | None = None,
     close_backends: bool = True,
     admin_key: str | None = None,
+    on_preload_failure: FailureHandler | None = None,
 ) -> FastAPI:
     """The app around one gateway. The admin key comes from ``PONDER_ADMIN_KEY`` unless
-    given; the database (keys, budgets, ledger, traces) opens at start-up."""
+    given; the database (keys, budgets, ledger, traces) opens at start-up. The ``preload``
+    models load in the background once it has started (:mod:`ponder.server.preload`); a
+    load that fails is handed to ``on_preload_failure`` (else logged, and never ready)."""
     gateway = gateway or Gateway(
         config,
         registry=registry,
@@ -60,13 +72,19 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await log_sandbox_status(gateway.services)
         await gateway.start()
-        for name in preload or []:
-            await gateway.registry.get(name)
-        yield
-        await gateway.aclose()
+        # Not awaited here: uvicorn listens only once start-up returns, and liveness must
+        # answer while models load (minutes for a large GGUF).
+        app.state.preloading.start(gateway)
+        try:
+            yield
+        finally:
+            await app.state.preloading.stop()
+            await gateway.aclose()
 
     app = FastAPI(title="Ponder", version="0.1.0", lifespan=lifespan)
     app.state.gateway = gateway
+    app.state.preload = list(preload or [])  # what /health/ready waits for
+    app.state.preloading = Preload(app.state.preload, on_preload_failure)
     app.state.metrics = metrics.metrics_registry(gateway.ledger, gateway.registry)
     # Kept for callers that read them from the app (tests, embedding applications).
     app.state.registry = gateway.registry
@@ -79,4 +97,6 @@ def create_app(
     )
     app.include_router(routes.router)
     app.include_router(admin.router)
+    app.include_router(responses_routes.router)
+    app.include_router(health_routes.router)
     return app

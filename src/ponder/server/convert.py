@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+from ponder.backends.toolcalls import plan_tools
 from ponder.errors import InvalidRequestError
 from ponder.gateway.reply import Reply
 from ponder.protocol.chat import (
@@ -121,6 +122,10 @@ def to_generation_request(wire: ChatCompletionRequest, *, model: str) -> Generat
     tool_choice: Any = wire.tool_choice
     if tool_choice is not None and not isinstance(tool_choice, str):
         tool_choice = tool_choice.model_dump()
+    tools = tuple(t.model_dump(exclude_none=True) for t in wire.tools) if wire.tools else None
+    # A choice that names no tool of the request (or forces a call without tools) is the
+    # client's mistake: a 400 here, before any model is resolved or any token spent.
+    plan_tools(tools, tool_choice)
     return GenerationRequest(
         messages=tuple(to_message(m) for m in wire.messages),
         sampling=sampling,
@@ -128,8 +133,10 @@ def to_generation_request(wire: ChatCompletionRequest, *, model: str) -> Generat
         model=model,
         json_schema=json_schema,
         json_object=json_object,
-        tools=tuple(t.model_dump(exclude_none=True) for t in wire.tools) if wire.tools else None,
+        tools=tools,
         tool_choice=tool_choice,
+        # Without tools it means nothing (and OpenAI refuses it): not carried.
+        parallel_tool_calls=wire.parallel_tool_calls if tools else None,
     )
 
 
@@ -219,7 +226,9 @@ def to_chunk(
 ) -> ChatCompletionChunk:
     tool_calls = None
     if delta.tool_calls:
-        tool_calls = [dict(t) | {"index": k} for k, t in enumerate(delta.tool_calls)]
+        # Streamed fragments carry the index of the call they belong to (a later fragment
+        # of call 1 may come alone); whole calls are numbered by their place.
+        tool_calls = [{"index": k} | dict(t) for k, t in enumerate(delta.tool_calls)]
     return ChatCompletionChunk(
         id=request_id,
         model=model,

@@ -11,7 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ponder.errors import AuthenticationError, BackendError, PonderError, RateLimitedError
+from ponder.errors import (
+    AuthenticationError,
+    BackendError,
+    OverloadedError,
+    PonderError,
+    RateLimitedError,
+)
 from ponder.protocol.errors import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("ponder.server")
@@ -82,7 +88,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PonderError)
     async def _ponder(request: Request, exc: PonderError) -> JSONResponse:
         headers = None
-        wait = exc.retry_after if isinstance(exc, RateLimitedError | BackendError) else None
+        wait = (
+            exc.retry_after
+            if isinstance(exc, RateLimitedError | BackendError | OverloadedError)
+            else None
+        )
         if wait is not None:
             headers = {"Retry-After": str(max(1, math.ceil(wait)))}
         elif isinstance(exc, AuthenticationError):

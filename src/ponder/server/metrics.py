@@ -47,6 +47,8 @@ _STATS = (
     ("decode_seconds", "ponder_engine_decode_seconds", "Time inside llama_decode."),
     ("sample_seconds", "ponder_engine_sample_seconds", "Time sampling and matching stops."),
     ("backfilled", "ponder_engine_backfilled", "Jobs started ahead of an older queued job."),
+    ("refused", "ponder_engine_refused", "Jobs refused with 503: the queue was full."),
+    ("expired", "ponder_engine_expired", "Jobs refused with 503: they waited too long."),
 )
 
 

@@ -31,6 +31,7 @@ from ponder.errors import (
     TraceNotFoundError,
 )
 from ponder.gateway import ChatCall, Gateway, Plan
+from ponder.gateway.deadline import request_timeout
 from ponder.gateway.identity import Caller
 from ponder.protocol.chat import ChatCompletionRequest, ModelCard, ModelList
 from ponder.server import convert, metrics, sse
@@ -212,6 +213,7 @@ async def _chat(http: Request, body: ChatCompletionRequest, raw: Any) -> Respons
         body=raw,
         caller=await caller_of(http),
         local_only=_truthy(http.headers.get("x-ponder-local-only")),
+        timeout=request_timeout(http.headers, gateway.config.request_timeout),
     )
     # Planned before the first byte: a request that cannot run gets its 4xx, not a 200.
     plan = await gateway.plan(call)

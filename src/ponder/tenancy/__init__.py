@@ -35,6 +35,7 @@ from ponder.tenancy.models import (
     TraceRow,
     Unit,
 )
+from ponder.tenancy.responses import ResponseStore, StoredResponse
 from ponder.tenancy.store import TenancyStore
 
 ENV_VAR = "PONDER_DATABASE_URL"
@@ -75,7 +76,9 @@ __all__ = [
     "RequestOutcome",
     "RequestRow",
     "Reservation",
+    "ResponseStore",
     "Scope",
+    "StoredResponse",
     "Team",
     "TenancyStore",
     "TraceRow",

@@ -24,7 +24,8 @@ from ponder.types import Usage
 Scope = Literal["key", "team"]
 Unit = Literal["usd", "tokens"]
 Period = Literal["daily", "monthly", "total"]
-RequestOutcome = Literal["ok", "client_error", "cancelled", "backend_error"]
+# "interrupted": the process serving it died; its row was written from its journal on restart.
+RequestOutcome = Literal["ok", "client_error", "cancelled", "backend_error", "interrupted"]
 GroupBy = Literal["key", "team", "model", "strategy", "day"]
 
 SCOPES: tuple[Scope, ...] = ("key", "team")

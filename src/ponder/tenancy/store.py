@@ -59,6 +59,7 @@ from ponder.tenancy.models import (
     usd_to_micros,
     utcnow,
 )
+from ponder.tenancy.responses import ResponseStore
 from ponder.tenancy.schema import api_keys, teams
 
 _TEAM = select(teams).where(teams.c.name == bindparam("name"))
@@ -71,6 +72,8 @@ class TenancyStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Stored /v1/responses (ponder.tenancy.responses), on the same database.
+        self.responses = ResponseStore(db)
 
     @classmethod
     async def open(cls, url: str) -> TenancyStore:
