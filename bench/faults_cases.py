@@ -202,6 +202,11 @@ async def kill_case(bench: Bench) -> Result:
     # "interrupted"): every request has its row, and what the endpoint reported to the dead
     # process is in it. What it never reported (a plain stream's prompt and tokens) stays
     # unreported, as in the cases without a kill.
+    # Reported chunks the endpoint wrote that the killed process never read: at most one
+    # per stream in flight (each waits 60 ms between chunks). More than that is a miss.
+    in_transit = result.floor[1] - result.ledger[1]
+    if result.ledger[0] == result.floor[0] and 0 < in_transit <= len(streams):
+        result.lost = (0, in_transit)
     interrupted = bench.query("SELECT count(*) FROM requests WHERE outcome = 'interrupted'")[0][0]
     if interrupted != len(flight):
         result.problems.append(f"{interrupted} interrupted rows, expected {len(flight)}")

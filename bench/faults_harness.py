@@ -104,6 +104,14 @@ class Result:
             return "MISSED"
         if self.ledger == self.served:
             return "exact"
+        # Every reported token, and what was never reported charged by Ponder's estimate,
+        # which errs high (the prompt's upper bound; a token per delta of text received).
+        if (
+            self.ledger[0] >= self.served[0]
+            and self.ledger[1] >= self.served[1]
+            and self.floor[0] <= self.ledger[0]
+        ):
+            return "estimated"
         # Only a report can give the prompt's tokens; the completion's may be counted.
         prompt_floor, completion_floor = self.floor
         if self.ledger[0] == prompt_floor and completion_floor <= self.ledger[1] <= self.served[1]:

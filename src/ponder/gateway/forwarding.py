@@ -92,7 +92,8 @@ class Forwarder:
             charge.end(opened.usage)
             await self.end(plan, None, False)
             return ForwardedStream(opened, None, self, plan, charge)
-        return ForwardedStream(None, opened, self, plan, charge)
+        bound = call.request.prompt_token_bound()
+        return ForwardedStream(None, opened, self, plan, charge, prompt_bound=bound)
 
 
 def _refusal(sent: object, where: str) -> ContextOverflowError | ContentFilterError | None:
@@ -122,6 +123,8 @@ class ForwardedStream:
     forwarder: Forwarder
     plan: Plan
     charge: Charge
+    # An upper bound on the request's prompt tokens, charged when the endpoint never says.
+    prompt_bound: int = 0
 
     async def events(self) -> AsyncIterator[bytes]:
         """The endpoint's events; when the endpoint fails after the stream began (cut off,
@@ -147,12 +150,31 @@ class ForwardedStream:
             error = exc
             raise
         finally:
-            self.charge.end(self.relay.usage, error)
+            self.charge.end(self._spent(), error)
             with anyio.CancelScope(shield=True):
                 await self.forwarder.end(self.plan, error, ok)
         if isinstance(error, PonderError):
             yield error_event(error)
             yield b"data: [DONE]\n\n"
+
+    def _spent(self) -> Usage:
+        """What the stream spent: the endpoint's last report, or, where it sent none (a
+        stream cut before its usage chunk, an endpoint that ignores include_usage), an
+        estimate that errs high: the prompt's upper bound and one token per delta of
+        generated text. A stream the endpoint never answered charges nothing. Noted in the
+        request's ledger row, so an estimate is never mistaken for a count."""
+        relay = self.relay
+        assert relay is not None
+        if relay.reported is not None or not relay.received:
+            return relay.usage
+        estimate = Usage(
+            prompt_tokens=self.prompt_bound, completion_tokens=relay.generated, calls=1
+        )
+        self.plan.log.events.append(
+            f"usage estimated: the endpoint reported none; prompt {self.prompt_bound} "
+            f"(its upper bound), completion {relay.generated} (deltas received)"
+        )
+        return estimate
 
 
 def error_event(error: PonderError) -> bytes:

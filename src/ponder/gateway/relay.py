@@ -22,6 +22,11 @@ _WHOLE = (b"\n\n", b"\r\n\r\n", b"\r\r")
 # An event that carries a usage object; only those are parsed (``"usage":null`` is not).
 # Inside a JSON string every quote is escaped, so this cannot match text in the content.
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
+# A delta that carries generated text (or tool-call arguments): an OpenAI-style endpoint
+# streams about one token per such delta. Counted to estimate what a stream cut before its
+# usage report spent (see :attr:`RelayStream.generated`); unescaped quotes cannot occur
+# inside a JSON string, so text in the content cannot match.
+_GENERATED = re.compile(rb'"(?:content|reasoning_content|reasoning|arguments)"\s*:\s*"[^"]')
 
 
 class RelayStream:
@@ -58,6 +63,8 @@ class RelayStream:
         self._usage: Usage | None = None
         self._final_usage = False
         self._ended = False
+        self.generated = 0  # deltas with generated text seen (see _GENERATED)
+        self.received = False  # whether any of the reply's body arrived
 
     @property
     def reported(self) -> Usage | None:
@@ -134,6 +141,8 @@ class RelayStream:
     # -- framing ------------------------------------------------------------------------
     def _feed(self, chunk: bytes) -> bytes:
         """The whole events that ``chunk`` completes, to relay; a partial one waits."""
+        self.received = True
+        self.generated += len(_GENERATED.findall(chunk))
         if not self._pending and chunk.endswith(_WHOLE) and _USAGE.search(chunk) is None:
             return chunk  # whole events, none with usage: nothing to read or drop
         data = self._pending + chunk if self._pending else chunk
