@@ -15,7 +15,6 @@ Which queued requests start is decided in :mod:`ponder.engine.admission`.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import random
 import threading
@@ -23,9 +22,10 @@ import time
 
 import llama_cpp
 
-from ponder.engine.admission import admit, fit_request, overdue, retry_after
+from ponder.engine.admission import admit, fit_request, retry_after
 from ponder.engine.jobs import DeltaSink, FinishSink, Job, Seq
 from ponder.engine.llama_model import LlamaModel
+from ponder.engine.queue import WaitingJobs
 from ponder.engine.sampling import SequenceSampler, StopMatcher, logits_row, token_logprob
 from ponder.engine.stats import EngineLoad, EngineStats
 from ponder.errors import BackendError, InvalidRequestError, OverloadedError
@@ -39,7 +39,7 @@ class BatchedEngine:
         self.model = model
         self.stats = EngineStats()
         self._lock = threading.Condition()
-        self._waiting: collections.deque[Job] = collections.deque()
+        self._waiting = WaitingJobs()
         self._active: list[Job] = []
         self._cancels: list[tuple[int, int | None]] = []
         self._free_ids = list(range(model.n_seq_max))
@@ -108,13 +108,6 @@ class BatchedEngine:
         with self._lock:
             if self._closed:
                 raise BackendError("the engine is closed")
-            if len(self._waiting) >= self.model.config.max_waiting:
-                self.stats.refused += 1
-                raise OverloadedError(
-                    f"the engine for {self.model.name} has {len(self._waiting)} requests "
-                    "waiting, its limit (engine.max_waiting); try again shortly",
-                    retry_after=self._retry_after(),
-                )
             job = Job(
                 id=next(self._ids),
                 prompt=list(prompt),
@@ -128,7 +121,16 @@ class BatchedEngine:
                 cells=len(prompt) + n * max_tokens if self.model.config.kv_unified else 0,
                 queued_at=time.monotonic(),
             )
-            self._waiting.append(job)
+            try:
+                self._waiting.push(
+                    job,
+                    limit=self.model.config.max_waiting,
+                    engine=self.model.name,
+                    retry_after=self._retry_after(),
+                )
+            except OverloadedError:
+                self.stats.refused += 1
+                raise
             self._lock.notify()
         return job.id
 
@@ -159,9 +161,8 @@ class BatchedEngine:
                 ):
                     self._lock.wait()
                 if self._closed:
-                    jobs = list(self._active) + list(self._waiting)
+                    jobs = list(self._active) + self._waiting.drain()
                     self._active.clear()
-                    self._waiting.clear()
                     break
                 cancels, self._cancels = self._cancels, []
                 expired = self._expire_waiting()
@@ -189,17 +190,7 @@ class BatchedEngine:
     def _expire_waiting(self) -> list[tuple[Job, float]]:
         """Queued jobs that waited past ``max_queue_seconds``, taken out of the queue (under
         the lock); they are refused outside it."""
-        now = time.monotonic()
-        waited = overdue(
-            [job.queued_at for job in self._waiting], now, self.model.config.max_queue_seconds
-        )
-        if not waited:
-            return []
-        expired = [(self._waiting[i], now - self._waiting[i].queued_at) for i in waited]
-        gone = set(waited)
-        self._waiting = collections.deque(
-            job for i, job in enumerate(self._waiting) if i not in gone
-        )
+        expired = self._waiting.expire(time.monotonic(), self.model.config.max_queue_seconds)
         self.stats.expired += len(expired)
         return expired
 
@@ -217,13 +208,9 @@ class BatchedEngine:
             free_cells=self._free_cells,
             backfill=self.model.config.backfill,
         )
-        jobs = [self._waiting[i] for i in chosen]
+        jobs = self._waiting.take(chosen)
         # Indices come back in order, so a job that skipped an older one sits past its index.
         self.stats.backfilled += sum(1 for k, i in enumerate(chosen) if i != k)
-        taken = set(chosen)
-        self._waiting = collections.deque(
-            job for i, job in enumerate(self._waiting) if i not in taken
-        )
         admitted: list[Job] = []
         for job in jobs:
             self._free_cells -= job.cells
@@ -255,7 +242,7 @@ class BatchedEngine:
             job = next((j for j in self._active if j.id == job_id), None)
             if job is None:
                 with self._lock:
-                    waiting = next((j for j in self._waiting if j.id == job_id), None)
+                    waiting = self._waiting.find(job_id)
                     if waiting is not None and index is not None:
                         waiting.cancelled.add(index)
                         if len(waiting.cancelled) >= waiting.n:
