@@ -17,12 +17,9 @@ A request goes through five steps:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +28,10 @@ from ponder.config import PonderConfig, load_config
 from ponder.errors import (
     ModelNotFoundError,
     PolicyError,
-    StoreUnavailableError,
     UnsupportedFeatureError,
 )
 from ponder.gateway.accounts import Accounts
+from ponder.gateway.bookkeeping import Bookkeeping
 from ponder.gateway.call import (
     ChatCall,
     Plan,
@@ -46,10 +43,9 @@ from ponder.gateway.deadline import Deadline, within
 from ponder.gateway.forwarding import ForwardedStream, Forwarder
 from ponder.gateway.guard import GuardedBackend, SpendingCap
 from ponder.gateway.identity import Caller
-from ponder.gateway.journal import Journal, journal_directory
+from ponder.gateway.journal import Journal
 from ponder.gateway.ledger import UsageLedger
 from ponder.gateway.passthrough import Forwarded
-from ponder.gateway.recovery import journal_begin, record_interrupted
 from ponder.gateway.reply import Reply, ReplyStream, reply_usage, spent_on_failure
 from ponder.gateway.requestlog import log_refusal, log_request
 from ponder.gateway.telemetry import Telemetry, deployment_lookup
@@ -62,7 +58,6 @@ from ponder.reasoning.trace import Trace
 from ponder.routing.backend import RoutedBackend
 from ponder.routing.policy import Scope
 from ponder.routing.registry import BackendRegistry
-from ponder.tenancy import resolve_database_url
 from ponder.tools.mcp import McpServers
 from ponder.types import GenerationRequest, Message, SamplingParams
 
@@ -94,18 +89,12 @@ class Gateway:
         self.telemetry = Telemetry.from_config(
             config.telemetry, deployment_lookup(self.registry.catalog)
         )
-        # No database until start(): a batch caller (the bench) that never starts one keeps
-        # nothing on disk.
-        self.accounts = Accounts(config, None, admin_key, self.registry.price_of)
-        self._admin_key = admin_key
+        # The database, the in-flight journal and the reservation sweep; none until start().
+        self.books = Bookkeeping(
+            config, admin_key, self.registry.price_of, store_traces=store_traces
+        )
         self.forwarder = Forwarder(self._end_forwarded)
         self._close_backends = close_backends
-        # Off for batch callers (the bench, calibration) that keep their own records.
-        self._store_traces = store_traces
-        self._sweeper: asyncio.Task[None] | None = None
-        # What requests in flight have spent, kept where a killed process cannot lose it
-        # (ponder.gateway.journal); opened with the database.
-        self.journal: Journal | None = None
         # The configured MCP servers' connections, shared by every request; no servers is
         # no work (and no MCP SDK needed); configured ones without the SDK fail here.
         self.mcp = McpServers(config.mcp_servers)
@@ -116,31 +105,19 @@ class Gateway:
         config = load_config(Path(path) if path is not None else None)
         return cls(config.replace(**overrides) if overrides else config)
 
-    async def start(self) -> None:
-        """Open the database (keys, budgets, the ledger, traces), release reservations a
-        crashed process left behind, and keep doing so while this gateway runs (another
-        replica may crash at any time)."""
-        if self.accounts.store is None:
-            self.accounts = await Accounts.open(
-                self.config, self._admin_key, self.registry.price_of
-            )
-            assert self.accounts.store is not None
-            url = resolve_database_url(self.config)
-            directory = journal_directory(url, self.config.journal_dir)
-            if directory is not None:
-                await record_interrupted(self.accounts, directory)
-                self.journal = Journal(directory)
-            await self.accounts.store.sweep_stale(STALE_RESERVATION)
-            self._sweeper = asyncio.create_task(self._sweep_forever())
-        await self.mcp.start()  # a server that is down is logged and retried, not raised
+    @property
+    def accounts(self) -> Accounts:
+        """Keys, budgets and the ledger (:mod:`ponder.gateway.accounts`)."""
+        return self.books.accounts
 
-    async def _sweep_forever(self) -> None:
-        store = self.accounts.store
-        assert store is not None
-        while True:
-            await asyncio.sleep(SWEEP_EVERY.total_seconds())
-            with contextlib.suppress(StoreUnavailableError):  # tried again next time
-                await store.sweep_stale(STALE_RESERVATION)
+    @property
+    def journal(self) -> Journal | None:
+        return self.books.journal
+
+    async def start(self) -> None:
+        """Open the database (see :class:`Bookkeeping`) and connect the MCP servers."""
+        await self.books.open()
+        await self.mcp.start()  # a server that is down is logged and retried, not raised
 
     async def __aenter__(self) -> Gateway:
         await self.start()
@@ -150,19 +127,11 @@ class Gateway:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
         await self.forwarder.aclose()
         await self.mcp.aclose()
         if self._close_backends:
             await self.registry.aclose()
-        await self.accounts.aclose()
-        if self.journal is not None:
-            self.journal.close()
-            self.journal = None
+        await self.books.aclose()
 
     async def trace(self, trace_id: str, caller: Caller) -> dict[str, Any] | None:
         """A stored trace, if this caller may see it (others get None, as for no trace)."""
@@ -295,8 +264,7 @@ class Gateway:
             if selection.spec is not None
             else backend
         )
-        if self.journal is not None:
-            plan.log.watcher = journal_begin(self.journal, plan, call)
+        self.books.begin(plan, call)
         return plan
 
     async def resolve_models(
@@ -415,46 +383,24 @@ class Gateway:
                 trace.note("routing", event=event)
         self.ledger.record(plan.model, usage, ok=error is None, seconds=seconds, tag=plan.tag)
         spec = plan.spec
-        await self.accounts.finish(
-            plan.caller,
-            plan.admission,
-            request_id=plan.request_id,
-            model=plan.model,
+        await self.books.finish(
+            plan,
             strategy=spec.describe() if spec is not None else None,
             effort=call.reasoning_effort,
-            log=plan.log,
             seconds=seconds,
             error=error,
-            trace=trace if self._store_traces else None,
+            trace=trace,
         )
-        if self.journal is not None:
-            self.journal.end(plan.request_id)
 
     async def _end_forwarded(self, plan: Plan, error: BaseException | None, ok: bool) -> None:
         seconds = time.perf_counter() - plan.started
         log_request(plan, plan.log.usage, error, seconds, None, ok=ok)
         self.telemetry.request_ended(plan, plan.log.usage, error, seconds, ok=ok)
         self.ledger.record(plan.model, plan.log.usage, ok=ok, seconds=seconds, tag=plan.tag)
-        await self.accounts.finish(
-            plan.caller,
-            plan.admission,
-            request_id=plan.request_id,
-            model=plan.model,
-            strategy=None,
-            effort=None,
-            log=plan.log,
-            seconds=seconds,
-            error=error,
-            trace=None,
+        await self.books.finish(
+            plan, strategy=None, effort=None, seconds=seconds, error=error, trace=None
         )
-        if self.journal is not None:
-            self.journal.end(plan.request_id)
 
-
-# A reservation older than this belongs to a request whose process died; the sweep runs
-# at start-up and every SWEEP_EVERY while a gateway runs.
-STALE_RESERVATION = timedelta(hours=1)
-SWEEP_EVERY = timedelta(minutes=5)
 
 # The longest usage tag kept ("model#tag"); the rest is cut.
 MAX_TAG = 100
