@@ -1,9 +1,13 @@
-"""Which processes exist on the host, for tests that check that nothing outlives a run."""
+"""Processes on the host: which exist (for tests that check that nothing outlives a run), and
+waiting for a server started as a subprocess to answer."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+
+import httpx
 
 
 def pids() -> set[int]:
@@ -33,3 +37,17 @@ def left_behind(before: set[int]) -> list[int]:
     """Sandbox processes started since ``before`` that still run. Other processes on the
     machine (another test run, a benchmark) come and go and are not counted."""
     return [p for p in pids() - before if alive(p) and is_sandbox(p)]
+
+
+def wait_until_up(url: str, seconds: float = 120.0) -> None:
+    """Wait until a server started as a subprocess answers ``/health`` (generous: on a
+    loaded 2-core machine start-up has taken over a minute)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)

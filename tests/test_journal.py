@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from ponder.metering import CallRecord
 from ponder.tenancy import TenancyStore
 from ponder.types import Usage
 from tests.fake_openai import free_port, make_app, serve_app
+from tests.processes import wait_until_up
 
 
 def record(backend: str, completion: int) -> CallRecord:
@@ -125,7 +125,7 @@ def test_a_stream_in_flight_at_kill_9_is_recorded_on_restart(upstream: str, tmp_
     url = f"http://127.0.0.1:{port}"
     received = 0
     try:
-        _wait_until_up(url)
+        wait_until_up(url)
         body = {
             "model": "m",
             "messages": [{"role": "user", "content": "count with me please"}],
@@ -178,15 +178,3 @@ async def _recover(config_path: Path) -> tuple[list[dict[str, Any]], Any]:
         (key,) = await store.list_keys()
         (budget,) = await store.budgets(key)
         return rows, budget
-
-
-def _wait_until_up(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.2)

@@ -18,6 +18,7 @@ import pytest
 
 from ponder.tenancy import TenancyStore
 from tests.fake_openai import free_port, make_app, serve_app
+from tests.processes import wait_until_up
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +59,7 @@ def test_a_request_in_flight_at_sigterm_finishes_or_is_cancelled_and_is_recorded
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+        wait_until_up(url)
         replies: list[Any] = []
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 

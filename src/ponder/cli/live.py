@@ -21,7 +21,7 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
-from ponder.backends.base import Backend, ChoiceBuilder, GenerationStream
+from ponder.backends.base import Backend, GenerationStream, collect
 from ponder.types import Completion, Delta, GenerationRequest, Usage
 
 # How much of a single path's text the live view keeps on screen while it is written.
@@ -135,15 +135,7 @@ class WatchedBackend:
         self.capabilities = inner.capabilities
 
     async def generate(self, request: GenerationRequest) -> Completion:
-        stream = self.stream(request)
-        builder = ChoiceBuilder(request.n)
-        async for delta in stream:
-            builder.add(delta)
-        return Completion(
-            choices=builder.choices(request.sampling.logprobs),
-            usage=stream.usage,
-            model=self.inner.name,
-        )
+        return await collect(self.stream(request), request, self.inner.name)
 
     def stream(self, request: GenerationRequest) -> GenerationStream:
         return WatchedStream(self.inner.stream(request), request.n, self.display)
