@@ -14,7 +14,8 @@ whole reply) holds the task's answer: a number within 1e-6 relative (its last nu
 around it are ignored.
 
 A task's ``files`` are given in the prompt, for all three ways alike (Ponder's python tool
-has no files), so the ways differ only in what they may run. Ponder runs in this process
+has no files); every way's instructions ask for a last ``Answer:`` line, and the tools way's
+also say to use the tools, so the ways differ only in what they may run. Ponder runs in this process
 on the embedded model (``--model``, default qwen2.5-coder-1.5b-instruct), served on a
 loopback port under uvicorn, with no default strategy (so ``plain`` is the bare model);
 the MCP server (bench/agent_mcp_server.py) is configured as ``[mcp.servers.bench]`` over
@@ -55,9 +56,15 @@ MCP_SERVER = BENCH / "agent_mcp_server.py"
 LABEL = "bench"  # the MCP server's name: its tool is offered as bench__lookup
 ADMIN = "agents-bench-admin"
 WAYS = ("tools", "plain", "auto")
+# What the tools way adds to every way's instructions (what a client with tools would say).
+TOOL_INSTRUCTIONS = (
+    "You have tools. Call them for every lookup and every calculation instead of working "
+    "it out in your head; a tool call is the call alone, with nothing written before it."
+)
 INSTRUCTION = (
-    "End your reply with a last line of the form `Answer: <value>`: a number without "
-    "units or thousands separators, or just the word or code that was asked for."
+    "Once you know the result, end your final reply with a last line of the form "
+    "`Answer: <value>`: a number without units or thousands separators, or just the word "
+    "or code that was asked for."
 )
 
 
@@ -71,6 +78,7 @@ class Outcome:
     tokens: int  # input + output, every model call of the request
     output_tokens: int
     seconds: float
+    tool_calls: int  # the tools Ponder ran for it
     said: str  # the reply's text (or the error)
     error: str | None = None
 
@@ -94,7 +102,6 @@ def prompt_of(task: dict[str, Any]) -> str:
     for name, content in (task.get("files") or {}).items():
         # Ponder's python tool has no files: the content is the prompt's, for every way.
         parts.append(f"The file {name} (given here, not on disk):\n```\n{content.rstrip()}\n```")
-    parts.append(INSTRUCTION)
     return "\n\n".join(parts)
 
 
@@ -181,12 +188,16 @@ def body_of(task: dict[str, Any], way: str, model: str, max_output: int) -> dict
     body: dict[str, Any] = {
         "model": f"ponder/auto/{model}" if way == "auto" else model,
         "input": prompt_of(task),
+        # The answer's form is asked in the instructions (the system message) for every
+        # way: in the prompt, it made the small models answer at once, never calling a tool.
+        "instructions": INSTRUCTION,
         "max_output_tokens": max_output,
         "temperature": 0,
         "store": False,
     }
     if way == "tools":
         body["tools"] = tools_of(task)
+        body["instructions"] = f"{TOOL_INSTRUCTIONS} {INSTRUCTION}"
     return body
 
 
@@ -198,7 +209,7 @@ def run_one(
     seconds = time.perf_counter() - started
     if not reply.is_success:
         error = f"{reply.status_code}: {reply.text[:300]}"
-        return Outcome(task["id"], way, False, 0, 0, seconds, "", error)
+        return Outcome(task["id"], way, False, 0, 0, seconds, 0, "", error)
     data = reply.json()
     text = "".join(
         part.get("text", "")
@@ -207,6 +218,7 @@ def run_one(
         for part in item["content"]
     )
     usage = data.get("usage") or {}
+    ran = {"code_interpreter_call", "mcp_call", "function_call_output"}
     return Outcome(
         task["id"],
         way,
@@ -214,6 +226,7 @@ def run_one(
         int(usage.get("total_tokens", 0)),
         int(usage.get("output_tokens", 0)),
         seconds,
+        sum(item["type"] in ran for item in data["output"]),
         text,
     )
 
@@ -230,6 +243,7 @@ def summary(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float]]:
             "mean_tokens": statistics.fmean(o.tokens for o in mine),
             "mean_output_tokens": statistics.fmean(o.output_tokens for o in mine),
             "mean_seconds": statistics.fmean(o.seconds for o in mine),
+            "mean_tool_calls": statistics.fmean(o.tool_calls for o in mine),
             "errors": sum(o.error is not None for o in mine),
         }
     return out
@@ -237,13 +251,14 @@ def summary(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float]]:
 
 def table(rows: dict[str, dict[str, float]]) -> str:
     lines = [
-        "| way | tasks | success | mean tokens | mean output tokens | mean s | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| way | tasks | success | mean tokens | mean output tokens | tool runs | mean s | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for way, r in rows.items():
         lines.append(
             f"| {way} | {r['tasks']:.0f} | {r['success']:.0%} | {r['mean_tokens']:.0f} | "
-            f"{r['mean_output_tokens']:.0f} | {r['mean_seconds']:.1f} | {r['errors']:.0f} |"
+            f"{r['mean_output_tokens']:.0f} | {r['mean_tool_calls']:.1f} | "
+            f"{r['mean_seconds']:.1f} | {r['errors']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -294,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                     said = outcome.error or final_answer(outcome.said)[-60:]
                     print(
                         f"{mark}{task['id']:<10} {way:<5} {outcome.tokens:>6} tok "
+                        f"{outcome.tool_calls} runs "
                         f"{outcome.seconds:6.1f}s  {said!r}",
                         flush=True,
                     )
