@@ -20,6 +20,7 @@ from ponder.backends.base import ChoiceBuilder, GenerationStream, QueueStream
 from ponder.errors import CancelledSequenceError, PonderError
 from ponder.gateway.deadline import bounded
 from ponder.metering import CallLog, CallRecord
+from ponder.protocol.chat import PonderInfo
 from ponder.reasoning.selection import Selection
 from ponder.reasoning.trace import Trace
 from ponder.types import Choice, Completion, Delta, GenerationRequest, Usage
@@ -66,6 +67,18 @@ class Reply:
             details=tuple(c.details for c in completion.choices if c.details is not None),
             records=tuple(log.records),
             seconds=time.perf_counter() - started,
+        )
+
+    def info(self) -> PonderInfo | None:
+        """The reply's extension block on the wire (chat and Responses alike): what ran, what
+        it decided per choice, and where its trace is; None when no strategy ran."""
+        if self.strategy is None:
+            return None
+        return PonderInfo(
+            trace_id=self.trace.id if self.trace is not None else None,
+            strategy=self.strategy,
+            calls=self.usage.calls,
+            details=[dict(d) for d in self.details] or None,
         )
 
 

@@ -24,7 +24,6 @@ from typing import Any
 
 from ponder.errors import InvalidRequestError
 from ponder.gateway.reply import Reply
-from ponder.protocol.chat import PonderInfo
 from ponder.protocol.response_tools import CodeInterpreterCallItem, McpCallItem
 from ponder.protocol.responses import (
     ContentPart,
@@ -229,18 +228,6 @@ def usage_of(usage: Usage) -> ResponseUsage:
         output_tokens=usage.completion_tokens,
         output_tokens_details=OutputTokensDetails(reasoning_tokens=usage.reasoning_tokens),
         total_tokens=usage.total_tokens,
-    )
-
-
-def ponder_info(reply: Reply) -> PonderInfo | None:
-    """The extension block: what ran, what it decided, and where its trace is."""
-    if reply.strategy is None:
-        return None
-    return PonderInfo(
-        trace_id=reply.trace.id if reply.trace is not None else None,
-        strategy=reply.strategy,
-        calls=reply.usage.calls,
-        details=[dict(d) for d in reply.details] or None,
     )
 
 

@@ -43,7 +43,6 @@ from ponder.gateway.response_items import (
     new_id,
     normalize_input,
     output_items,
-    ponder_info,
     status_of,
     to_messages,
     tool_call_limit,
@@ -133,7 +132,7 @@ class Turn:
             incomplete_details=incomplete,
             output=output,
             usage=usage_of(reply.usage),
-            ponder=ponder_info(reply),
+            ponder=reply.info(),
         )
 
 

@@ -18,7 +18,6 @@ from ponder.protocol.chat import (
     ChunkChoice,
     CompletionTokensDetails,
     DeltaMessage,
-    PonderInfo,
     PromptTokensDetails,
     ResponseChoice,
     ResponseMessage,
@@ -175,18 +174,6 @@ def _logprobs_wire(items: tuple[TokenLogprob, ...] | None) -> ChoiceLogprobs | N
     )
 
 
-def ponder_info(reply: Reply) -> PonderInfo | None:
-    """The reply's extension block: what ran, what it decided per choice, and its trace."""
-    if reply.strategy is None:
-        return None
-    return PonderInfo(
-        trace_id=reply.trace.id if reply.trace is not None else None,
-        strategy=reply.strategy,
-        calls=reply.usage.calls,
-        details=[dict(d) for d in reply.details] or None,
-    )
-
-
 def to_response(reply: Reply, *, request_id: str, model: str) -> ChatCompletionResponse:
     return ChatCompletionResponse(
         id=request_id,
@@ -207,7 +194,7 @@ def to_response(reply: Reply, *, request_id: str, model: str) -> ChatCompletionR
             for c in reply.choices
         ],
         usage=usage_wire(reply.usage),
-        ponder=ponder_info(reply),
+        ponder=reply.info(),
     )
 
 

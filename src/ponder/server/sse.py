@@ -58,7 +58,7 @@ async def chat_events(
     if include_usage:
         tail = convert.usage_chunk(reply.usage, request_id=request_id, model=model)
         yield event(tail.model_dump(exclude_none=True))
-    info = convert.ponder_info(reply)
+    info = reply.info()
     if info is not None:
         yield event(
             ChatCompletionChunk(id=request_id, model=model, choices=[], ponder=info).model_dump(
