@@ -207,7 +207,13 @@ def _eval(node: ast.AST, source: str) -> Value:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _eval(node.operand, source)
         return Value(-value.number if isinstance(node.op, ast.USub) else value.number, value.exact)
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+    if isinstance(node, ast.BinOp):
+        if type(node.op) not in _BINARY:
+            # Models write ^ for a power: say what to write instead.
+            raise CalcError(
+                f"the operator {type(node.op).__name__} is not allowed; use "
+                f"{' '.join(_BINARY.values())} (a power is **)"
+            )
         return _binary(_BINARY[type(node.op)], _eval(node.left, source), _eval(node.right, source))
     if isinstance(node, ast.Name):
         if node.id in CONSTANTS:
