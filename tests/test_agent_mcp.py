@@ -336,3 +336,32 @@ def test_a_gateway_without_the_mcp_sdk_runs_when_no_server_is_configured(
     )
     with pytest.raises(ConfigError, match=r"ponder\[mcp\]"):
         Gateway(configured)
+
+
+def test_a_local_only_request_may_not_send_tool_arguments_to_a_remote_server(
+    upstream: tuple[str, Any], tmp_path: Path
+) -> None:
+    """An HTTP server is not local unless the operator says so: under local-only (the
+    request's header, or a key's policy) naming it is a 403, before any token is spent."""
+    config = PonderConfig(
+        default_strategy=None,
+        database_url=f"sqlite:///{tmp_path / 'ponder.sqlite3'}",
+        providers=(
+            ProviderConfig(name="a", base_url=f"{upstream[0]}/agent/v1", models=("agent-model",)),
+        ),
+        mcp_servers=(McpServerConfig(name="far", url="http://127.0.0.1:9/mcp", timeout=1),),
+    )
+    app = create_app(config, registry=BackendRegistry(config), close_backends=False)
+    before = len(upstream[1].state.requests)
+    with serve_app(app) as url:
+        body = {
+            "model": "agent-model",
+            "input": "use:far__lookup alpha",
+            "tools": [{"type": "mcp", "server_label": "far", "require_approval": "never"}],
+        }
+        refused = httpx.post(
+            f"{url}/v1/responses", json=body, headers={"X-Ponder-Local-Only": "1"}, timeout=30
+        )
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "policy_denied"
+    assert len(upstream[1].state.requests) == before  # no model turn ran

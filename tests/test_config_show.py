@@ -60,3 +60,25 @@ def test_text_output_one_line_per_key(monkeypatch: pytest.MonkeyPatch) -> None:
         line.startswith("port") and "9001" in line and "# env PONDER_PORT" in line for line in lines
     )
     assert any(line.startswith("admin_key") and line.endswith("# unset") for line in lines)
+
+
+def test_mcp_headers_environments_and_url_credentials_are_masked() -> None:
+    from ponder.config_cli import masked_secrets
+
+    shown = masked_secrets(
+        {
+            "mcp_servers": [
+                {
+                    "name": "gh",
+                    "url": "https://user:pw@host:8443/mcp?token=abc",
+                    "headers": {"Authorization": "Bearer ghp_secret", "X-Key": "env:GH_TOKEN"},
+                },
+                {"name": "local", "command": "srv", "env": {"API_TOKEN": "literal-secret"}},
+            ]
+        }
+    )
+    text = repr(shown)
+    for secret in ("pw", "abc", "ghp_secret", "literal-secret", "user:"):
+        assert secret not in text
+    assert "env:GH_TOKEN" in text  # a variable's name is no secret, and says where it comes from
+    assert "host:8443/mcp" in text

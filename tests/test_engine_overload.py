@@ -64,8 +64,11 @@ async def test_a_full_queue_refuses_at_once_and_running_work_finishes(
     assert refused.value.status_code == 503
     assert 1 <= refused.value.retry_after <= 30
     assert bounded.engine.stats.refused == refused_before + 1
-    # Refused before it was queued: nothing was spent.
+    # Refused before it was queued: nothing was spent, and the call is on the record, ended
+    # (a call left open would hold the request's end for the settle timeout).
     assert log.usage.total_tokens == 0
+    assert [r.outcome for r in log.records] == ["error"]
+    await asyncio.wait_for(log.settled(), 1)
     finished = [d.finish_reason for d in [*[d async for d in deltas]] if d.finish_reason]
     assert finished == ["length"] * width
     assert blocker.usage.completion_tokens == width * 64

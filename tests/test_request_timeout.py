@@ -116,3 +116,14 @@ def test_the_server_timeout_bounds_a_pass_through(fake_endpoint: tuple[str, obje
         assert reply.json()["error"]["code"] == "request_timeout"
         assert time.monotonic() - started < 4
         assert usage(base, "far")["failed"] == 1
+
+
+def test_a_response_past_its_timeout_is_a_504_too(url: str) -> None:
+    reply = httpx.post(
+        f"{url}/v1/responses",
+        json={"model": "m", "input": "hi", "max_output_tokens": 8},
+        headers={"X-Ponder-Timeout": "1"},
+        timeout=30,
+    )
+    assert reply.status_code == 504, reply.text
+    assert reply.json()["error"]["code"] == "request_timeout"

@@ -1,6 +1,6 @@
 """``ponder config show``: the effective configuration, each value with where it came from
 (its default, the TOML file, or the ``PONDER_*`` variable that set it), secrets masked: API
-keys, the admin key, and the password in a database URL."""
+keys, the admin key, headers and servers' environments, and the credentials in URLs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import click
 
@@ -46,19 +47,41 @@ def config_table(config: PonderConfig) -> dict[str, Any]:
     return masked
 
 
-def masked_secrets(value: Any, key: str = "") -> Any:
-    """``value`` with every API key replaced by a mask and database URLs' passwords hidden."""
+# Tables whose every value may be a secret (an Authorization header, a token in a server's
+# environment); an "env:VAR" reference names a variable and is shown as it is.
+SECRET_TABLES = frozenset({"headers", "env"})
+
+
+def masked_secrets(value: Any, key: str = "", parent: str = "") -> Any:
+    """``value`` with every API key, header and server environment value replaced by a mask,
+    and the credentials and query of URLs hidden."""
     if isinstance(value, Mapping):
-        return {k: masked_secrets(v, k) for k, v in value.items()}
+        return {k: masked_secrets(v, k, key) for k, v in value.items()}
     if isinstance(value, list):
-        return [masked_secrets(v, key) for v in value]
+        return [masked_secrets(v, key, parent) for v in value]
     if value is None or value == "":
         return value
+    if parent in SECRET_TABLES:
+        return value if isinstance(value, str) and value.startswith("env:") else MASK
     if key.endswith("api_key") or key == "admin_key":
         return MASK
     if key == "database_url" and isinstance(value, str):
         return masked_url(value)
+    if key.endswith("url") and isinstance(value, str):
+        return masked_web_url(value)
     return value
+
+
+def masked_web_url(url: str) -> str:
+    """An endpoint's URL without its user info and query values (either may hold a token)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    if parts.username or parts.password:
+        host = f"{MASK}@{host}"
+    query = "&".join(f"{name}={MASK}" for name, _ in parse_qsl(parts.query, True))
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
 def masked_url(url: str) -> str:

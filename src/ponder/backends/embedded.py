@@ -160,17 +160,24 @@ class EmbeddedBackend:
             request.n, tools.parallel if parses else None, self._thinking, whole_calls, bare
         )
 
-        for start, size in chunks:
+        try:
+            for start, size in chunks:
 
-            def on_deltas(deltas: list[Delta], start: int = start) -> None:
-                shifted = [_shift(d, start) for d in deltas]
-                _deliver(loop, _push_all, stream, post, shifted)
+                def on_deltas(deltas: list[Delta], start: int = start) -> None:
+                    shifted = [_shift(d, start) for d in deltas]
+                    _deliver(loop, _push_all, stream, post, shifted)
 
-            def on_finish(usage: Usage, error: BaseException | None) -> None:
-                _deliver(loop, state.finish_one, stream, usage, error)
+                def on_finish(usage: Usage, error: BaseException | None) -> None:
+                    _deliver(loop, state.finish_one, stream, usage, error)
 
-            job_id = self.engine.submit(prompt, size, sampling, on_deltas, on_finish, grammar)
-            job_ids.append(job_id)
+                job_id = self.engine.submit(prompt, size, sampling, on_deltas, on_finish, grammar)
+                job_ids.append(job_id)
+        except BaseException as exc:
+            # Refused part-way (the engine's queue is full): the jobs already queued are
+            # cancelled (they report what they decoded), and the call's charge ends with them.
+            close()
+            state.unsubmitted(len(chunks) - len(job_ids), exc)
+            raise
         return stream
 
 
@@ -182,6 +189,13 @@ class _StreamState:
         self.charge = charge
         self.usage = Usage()
         self.error: BaseException | None = None
+
+    def unsubmitted(self, jobs: int, error: BaseException) -> None:
+        """``jobs`` never reached the engine: they count as ended, with nothing spent."""
+        self.remaining -= jobs
+        self.error = self.error or error
+        if self.remaining == 0:
+            self.charge.end(self.usage, self.error)
 
     def finish_one(self, stream: QueueStream, usage: Usage, error: BaseException | None) -> None:
         self.usage = self.usage + usage

@@ -47,7 +47,7 @@ DEFAULT_TIMEOUT = 30.0
 # Letters, digits and "-", with single "_" between them: the name and "__" then make a
 # legal OpenAI function name whose server part is unambiguous.
 NAME = re.compile(r"[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*")
-KEYS = {"command", "args", "env", "url", "headers", "headers_env", "timeout", "tools"}
+KEYS = {"command", "args", "env", "url", "headers", "headers_env", "timeout", "tools", "local"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,10 +65,18 @@ class McpServerConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_TIMEOUT
     tools: tuple[str, ...] | None = None
+    # Whether what a tool is sent stays on machines the operator trusts as local (as a
+    # deployment's ``local``): a request under local-only or redaction may use only such
+    # servers. None: a stdio server (a process on this machine) is local, a URL is not.
+    local: bool | None = None
 
     @property
     def transport(self) -> Literal["stdio", "http"]:
         return "stdio" if self.command is not None else "http"
+
+    @property
+    def is_local(self) -> bool:
+        return self.local if self.local is not None else self.command is not None
 
     def resolved_env(self) -> dict[str, str]:
         """The variables the server's process gets, ``env:`` values read now."""

@@ -88,6 +88,10 @@ class SandboxSettings:
     # Load the seccomp filter (needs libseccomp). Turning it off keeps the namespaces and
     # rlimits but lets a program start processes inside its sandbox.
     seccomp: bool = True
+    # Programs running at once, across every request (the rest wait their turn): each may
+    # take its memory and CPU limits, so a model calling many tools at once cannot take the
+    # machine.
+    max_running: int = 4
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import PonderError
+from ponder.errors import PonderError, RequestTimeoutError, first_error
 from ponder.gateway.call import ChatCall
 from ponder.gateway.reply import Reply
 from ponder.gateway.response_items import new_id, output_items, tool_call_limit
@@ -64,6 +64,8 @@ from ponder.types import FinishReason, Message, Usage
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_TURNS = 8
+# Built-in tool calls one model turn may run (the rest are answered with an error).
+MAX_CALLS_PER_TURN = 8
 CONTAINER = "ponder-sandbox"  # the container_id of a code_interpreter_call
 
 # One model turn: the call to run, and notes for its ledger row (the tool runs before it).
@@ -201,13 +203,16 @@ class AgentLoop:
         notes = self.notes
         started = time.perf_counter()
         for turn in range(1, self.max_turns + 1):
+            left = self._time_left(call, started)
             last = turn == self.max_turns or self.calls_left == 0
             asked = request.replace(
                 messages=tuple(messages),
                 tools=None if last else request.tools,
                 tool_choice=None if last else (request.tool_choice if turn == 1 else "auto"),
             )
-            reply = await self.run_turn(dataclasses.replace(call, request=asked), notes)
+            reply = await self.run_turn(
+                dataclasses.replace(call, request=asked, timeout=left), notes
+            )
             replies.append(reply)
             choice = reply.choices[0] if reply.choices else None
             calls = [] if last or choice is None else list(choice.tool_calls or ())
@@ -220,7 +225,11 @@ class AgentLoop:
             items, _ = output_items(reply, keep_calls=len(calls))
             # The turn's reasoning and words; its calls are re-made below, in call order.
             output.extend(i for i in items if not isinstance(i, OutputFunctionCall) and _said(i))
-            ran, client = await self._run_calls(calls)
+            try:
+                async with asyncio.timeout(self._time_left(call, started)):
+                    ran, client = await self._run_calls(calls)
+            except TimeoutError:
+                raise _past_timeout(call) from None
             notes = [r.note for r in ran]
             for r in ran:
                 output.extend(tool_items(r))
@@ -245,8 +254,14 @@ class AgentLoop:
         # Built-in calls, and calls of no tool at all (answered with an error to the model).
         mine = [c for c in calls if c not in client]
         planned: list[tuple[Mapping[str, Any], Tool | None, ToolResult | None]] = []
-        for c in mine:
+        for k, c in enumerate(mine):
             tool = self.toolbox.get(_name(c))
+            if k >= MAX_CALLS_PER_TURN:
+                # A model told to (or tricked into) calling a tool a hundred times at once
+                # does not get a hundred programs: the rest are answered with an error.
+                over = f"error: not run: at most {MAX_CALLS_PER_TURN} tool calls per turn"
+                planned.append((c, tool, ToolResult(over, is_error=True)))
+                continue
             if tool is not None and self.calls_left is not None:
                 if self.calls_left <= 0:
                     limit = ToolResult("error: not run: max_tool_calls is used up", is_error=True)
@@ -254,16 +269,29 @@ class AgentLoop:
                     continue
                 self.calls_left -= 1
             planned.append((c, tool, None))
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(run_tool(tool, c)) if done is None else None
-                for c, tool, done in planned
-            ]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(run_tool(tool, c)) if done is None else None
+                    for c, tool, done in planned
+                ]
+        except* PonderError as failed:  # Ponder's own failure (no sandbox): its own status
+            raise first_error(failed) from None
         ran = [
             task.result() if task is not None else Ran(c, tool, done or ToolResult(""), 0.0)
             for (c, tool, done), task in zip(planned, tasks, strict=True)
         ]
         return ran, client
+
+    @staticmethod
+    def _time_left(call: ChatCall, started: float) -> float | None:
+        """What is left of the response's timeout (its turns and tool runs share it)."""
+        if call.timeout is None:
+            return None
+        left = call.timeout - (time.perf_counter() - started)
+        if left <= 0:
+            raise _past_timeout(call)
+        return left
 
     def _outcome(
         self, replies: list[Reply], output: list[OutputItem], finish: FinishReason, started: float
@@ -292,3 +320,10 @@ def _client_call(call: Mapping[str, Any]) -> OutputFunctionCall:
 def builtin_functions(toolbox: RequestToolbox) -> tuple[dict[str, Any], ...]:
     """The tools Ponder runs as the model sees them (chat function tools)."""
     return tuple(as_function_tool(t) for t in toolbox.tools)
+
+
+def _past_timeout(call: ChatCall) -> RequestTimeoutError:
+    return RequestTimeoutError(
+        f"the response ran past its timeout of {call.timeout:g} s and was stopped (each "
+        "model turn it finished is in the ledger)"
+    )

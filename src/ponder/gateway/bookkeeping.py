@@ -102,17 +102,25 @@ class Bookkeeping:
     ) -> None:
         """Write the request's ledger row (settling its reservation) and its trace; then
         its journal lines are no longer needed."""
-        await self.accounts.finish(
-            plan.caller,
-            plan.admission,
-            request_id=plan.request_id,
-            model=plan.model,
-            strategy=strategy,
-            effort=effort,
-            log=plan.log,
-            seconds=seconds,
-            error=error,
-            trace=trace if self._store_traces else None,
-        )
+        try:
+            await self.accounts.finish(
+                plan.caller,
+                plan.admission,
+                request_id=plan.request_id,
+                model=plan.model,
+                strategy=strategy,
+                effort=effort,
+                log=plan.log,
+                seconds=seconds,
+                error=error,
+                trace=trace if self._store_traces else None,
+            )
+        except BaseException:
+            # Not recorded (the database is down): the journal keeps the request on disk for
+            # the next start to record, but this process forgets it, or its memory would
+            # grow with every request of an outage.
+            if self.journal is not None:
+                self.journal.forget(plan.request_id)
+            raise
         if self.journal is not None:
             self.journal.end(plan.request_id)

@@ -82,10 +82,13 @@ async def within(deadline: Deadline | None, work: Awaitable[T]) -> T:
     """``await work``, cancelled at ``deadline`` (None: no bound)."""
     if deadline is None:
         return await work
+    bound = asyncio.timeout_at(deadline.at)
     try:
-        async with asyncio.timeout_at(deadline.at):
+        async with bound:
             return await work
     except TimeoutError:
+        if not bound.expired():
+            raise  # the work's own timeout (an endpoint's), not the request's deadline
         raise deadline.expired() from None
 
 
@@ -96,11 +99,14 @@ async def bounded(items: AsyncIterator[T], deadline: Deadline | None) -> AsyncIt
             yield item
         return
     while True:
+        bound = asyncio.timeout_at(deadline.at)
         try:
-            async with asyncio.timeout_at(deadline.at):
+            async with bound:
                 item = await anext(items)
         except StopAsyncIteration:
             return
         except TimeoutError:
+            if not bound.expired():
+                raise
             raise deadline.expired() from None
         yield item

@@ -130,8 +130,12 @@ class Journal:
         # Names sort in the order they were made, so recovery reads older files first.
         name = f"{PREFIX}{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         path = self.directory / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        # Locked under a name recovery does not read, then renamed: a worker starting at the
+        # same moment never takes a live journal for a dead one.
+        making = self.directory / f".making-{name}"
+        fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(making, path)
         self._fd, self._path, self._written = fd, path, 0
 
     @property
@@ -168,6 +172,12 @@ class Journal:
         """The request's ledger row is committed: nothing of it is needed any more."""
         if self._open.pop(request_id, None) is not None:
             self._write(json.dumps({"op": "end", "id": request_id}).encode() + b"\n")
+
+    def forget(self, request_id: str) -> None:
+        """Stop tracking a request without ending it: its lines stay for recovery (they are
+        not written again if the file is rotated, so a later start records it only while
+        this file is there)."""
+        self._open.pop(request_id, None)
 
     def append(self, request_id: str, line: dict[str, Any], replaces: Any = None) -> None:
         lines = self._open.get(request_id)

@@ -112,6 +112,15 @@ async def _mcp_toolbox(mcp: McpServers, specs: Sequence[McpSpec], scope: Scope) 
                 f"(configured: {names})",
                 param=f"{spec.where}.server_label",
             )
+        server = next(s for s in mcp.servers if s.name == spec.label)
+        if (scope.local_only or scope.redact) and not server.config.is_local:
+            # Tool arguments are written from the conversation: under local-only, or where
+            # personal data must not leave, they may not go to a server that is not local.
+            raise PolicyError(
+                f"{spec.where}: the MCP server {spec.label!r} is not local, and this request "
+                "is local-only or redacted (set local = true on the server if it is)",
+                param=f"{spec.where}.server_label",
+            )
     return await mcp.toolbox([layer.policy for layer in scope.layers])
 
 

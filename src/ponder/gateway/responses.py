@@ -155,7 +155,12 @@ class Responses:
 
     # -- prepare ----------------------------------------------------------------------------
     async def prepare(
-        self, request: ResponsesRequest, caller: Caller, *, local_only: bool = False
+        self,
+        request: ResponsesRequest,
+        caller: Caller,
+        *,
+        local_only: bool = False,
+        seconds: float | None = None,
     ) -> Turn:
         """Check what Ponder cannot honour (a 400), rebuild the conversation from
         ``previous_response_id`` (a 404 if it is not the caller's to continue), and build the
@@ -180,6 +185,7 @@ class Responses:
             reasoning_effort=request.reasoning.effort if request.reasoning else None,
             caller=caller,
             local_only=local_only,
+            timeout=seconds,  # the whole response's: an agent loop's turns share it
         )
         return Turn(new_id("resp"), request, call, items, context, tools=tools)
 

@@ -63,6 +63,7 @@ class Sandbox:
         self._prepared: _Prepared | None = None
         self._status: SandboxStatus | None = None
         self._failure: SandboxUnavailableError | None = None
+        self._running = asyncio.Semaphore(max(1, self.settings.max_running))
 
     @property
     def mode(self) -> str:
@@ -86,9 +87,10 @@ class Sandbox:
         if not status.available:
             assert self._failure is not None
             raise self._failure
-        if self.settings.mode == "process":
-            return await run_in_process(code, limits, files)
-        return await self._run_bwrap(code, limits, files)
+        async with self._running:
+            if self.settings.mode == "process":
+                return await run_in_process(code, limits, files)
+            return await self._run_bwrap(code, limits, files)
 
     async def _probe(self) -> SandboxStatus:
         mode = self.settings.mode

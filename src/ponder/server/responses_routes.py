@@ -21,6 +21,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ponder.errors import InvalidRequestError
+from ponder.gateway.deadline import request_timeout
 from ponder.gateway.response_stream import response_events
 from ponder.gateway.responses import Responses
 from ponder.protocol.response_events import ResponseLifecycle, StreamEvent
@@ -52,6 +53,7 @@ async def _create(http: Request, request: ResponsesRequest, raw: Any) -> Respons
         request,
         await caller_of(http),
         local_only=_truthy(http.headers.get("x-ponder-local-only")),
+        seconds=request_timeout(http.headers, responses.gateway.config.request_timeout),
     )
     if request.stream:
         opened = await _unless_disconnected(http, asyncio.ensure_future(responses.open(turn)))

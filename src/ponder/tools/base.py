@@ -30,6 +30,22 @@ class ToolResult:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+# The most of one output a model reads (a tool's result goes into the next turn's prompt,
+# the stored response and memory: a tool that returns megabytes must not take them along).
+SHOWN_CHARS = 4000
+
+
+def clipped(text: str, limit: int = SHOWN_CHARS, *, keep_end: bool = False) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut; ``keep_end`` keeps the
+    end instead of the start (a traceback's end says what went wrong)."""
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    if keep_end:
+        return f"[{cut} characters cut]\n{text[-limit:]}"
+    return f"{text[:limit]}\n[{cut} characters cut]"
+
+
 @runtime_checkable
 class Tool(Protocol):
     """One callable tool."""

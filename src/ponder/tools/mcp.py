@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from ponder.config.mcp import McpServerConfig
 from ponder.config.routing import PolicySettings
 from ponder.errors import ConfigError
-from ponder.tools.base import Tool, ToolResult
+from ponder.tools.base import Tool, ToolResult, clipped
 from ponder.tools.policy import allowed_tools
 
 if TYPE_CHECKING:
@@ -362,6 +362,7 @@ def as_result(result: CallToolResult, label: str, details: Mapping[str, Any]) ->
         )
     else:
         output = ""
+    output = clipped(output)
     if result.is_error:
         return ToolResult(
             f"{label} reported an error: {output or 'no message'}", is_error=True, details=details

@@ -29,9 +29,8 @@ from typing import Any
 
 from ponder.errors import SandboxUnavailableError
 from ponder.sandbox import ProgramSandbox, RunResult, SandboxLimits
-from ponder.tools.base import ToolResult
+from ponder.tools.base import SHOWN_CHARS, ToolResult, clipped
 
-SHOWN_CHARS = 4000  # of each of stdout and stderr, as the model reads it
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 60.0
 MAX_CELLS = 32  # cells of a session, replay included (each replay costs time)
@@ -49,15 +48,6 @@ exec(compile(__ponder_cells__[-1], "<cell>", "exec"), globals())
 """
 
 
-def _cut(text: str, keep_end: bool) -> str:
-    if len(text) <= SHOWN_CHARS:
-        return text
-    cut = len(text) - SHOWN_CHARS
-    if keep_end:  # a traceback's end says what went wrong
-        return f"[{cut} characters cut]\n{text[-SHOWN_CHARS:]}"
-    return f"{text[:SHOWN_CHARS]}\n[{cut} characters cut]"
-
-
 def describe(result: RunResult, seconds: float) -> str:
     """The run as the model reads it."""
     if result.timed_out:
@@ -68,9 +58,9 @@ def describe(result: RunResult, seconds: float) -> str:
         head = f"exit status {result.returncode if result.returncode is not None else '?'}"
     parts = [head]
     if result.stdout:
-        parts.append(f"stdout:\n{_cut(result.stdout, keep_end=False)}")
+        parts.append(f"stdout:\n{clipped(result.stdout, keep_end=False)}")
     if result.stderr:
-        parts.append(f"stderr:\n{_cut(result.stderr, keep_end=True)}")
+        parts.append(f"stderr:\n{clipped(result.stderr, keep_end=True)}")
     if not result.stdout and not result.stderr:
         parts.append("(no output; print what you want to see)")
     return "\n".join(parts)

@@ -165,7 +165,7 @@ class HermesStream:
                     "index": self.calls,
                     "id": new_call_id(),
                     "type": "function",
-                    "function": {"name": json.loads(f'"{head.group(1)}"'), "arguments": ""},
+                    "function": {"name": _decoded(head.group(1)), "arguments": ""},
                 }
             )
             self.calls += 1
@@ -197,7 +197,7 @@ class HermesStream:
             decoded = json.loads(quoted)
         except json.JSONDecodeError:
             decoded = quoted.strip()
-        text = decoded if isinstance(decoded, str) else json.dumps(decoded)
+        text = _valid(decoded) if isinstance(decoded, str) else json.dumps(decoded)
         return {"index": self.calls - 1, "function": {"arguments": text}}
 
     def _whole_call(self, body: str) -> Fragment | None:
@@ -215,7 +215,7 @@ class HermesStream:
             "id": new_call_id(),
             "type": "function",
             "function": {
-                "name": payload["name"],
+                "name": _valid(payload["name"]),
                 "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
             },
         }
@@ -225,6 +225,20 @@ class HermesStream:
         self._args = None
         if not self.parallel:
             self._done = True
+
+
+def _decoded(escaped: str) -> str:
+    """A JSON string's body as text. The model wrote it: a bad escape (``a\\q``) is kept as
+    written rather than raised, and a lone surrogate (``\\ud800``) cannot reach the wire."""
+    try:
+        return _valid(json.loads(f'"{escaped}"'))
+    except json.JSONDecodeError:
+        return _valid(escaped)
+
+
+def _valid(text: str) -> str:
+    """``text`` with any lone surrogate replaced: it could not be encoded as UTF-8."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def parse_hermes(
