@@ -51,7 +51,7 @@ say "\$ $QUICK"
 # stays is what it built or reused and what it installed.
 $STAMP --tty bash -c "$QUICK" > "$WORK/quick.txt" 2>&1
 QUICK_RC=$(tail -1 "$WORK/quick.txt" | sed -n 's/.*exit \([0-9-]*\)$/\1/p')
-grep -Ev 'out\| *(Collecting|Downloading|Requirement already|Obtaining|Preparing|Getting|Checking|Installing (build|backend)|Created wheel|Stored in|Building wheel for|Using cached [^l])|err\| *(━|  )' "$WORK/quick.txt" | cut -c1-220
+grep -Ev 'out\| *(Collecting|Downloading|Requirement already|Obtaining|Preparing|Getting|Checking|Installing (build|backend)|Created wheel|Stored in|Building wheel for|Using cached [^l])|(out|err)\| *━' "$WORK/quick.txt" | cut -c1-220
 check "install and ask exit 0" test "$QUICK_RC" = 0
 check "the answer is 72" grep -q 'out| Answer: .*72' "$WORK/quick.txt"
 STREAMED=$(grep -c 'err| .*writing 1 path' "$WORK/quick.txt")
