@@ -326,20 +326,7 @@ def _tool_call_reply(body: dict[str, Any], *, split: bool = False, by_schema: bo
         ]
     usage = {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17}
     if not body.get("stream"):
-        return {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": None, "tool_calls": calls},
-                    "finish_reason": "tool_calls",
-                }
-            ],
-            "usage": usage,
-        }
+        return _tool_calls_reply(body, calls, usage)
 
     def fragments() -> Iterator[dict[str, Any]]:
         for k, call in enumerate(calls):
@@ -395,6 +382,18 @@ def _agent_call_reply(body: dict[str, Any]) -> Any:
         for k, part in enumerate(asked.split(" ;; "))
     ]
     prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in body["messages"])
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": 7 * len(calls),
+        "total_tokens": prompt_tokens + 7 * len(calls),
+    }
+    return _tool_calls_reply(body, calls, usage)
+
+
+def _tool_calls_reply(
+    body: dict[str, Any], calls: list[dict[str, Any]], usage: dict[str, int]
+) -> dict[str, Any]:
+    """A whole reply whose one choice is ``calls``."""
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -407,11 +406,7 @@ def _agent_call_reply(body: dict[str, Any]) -> Any:
                 "finish_reason": "tool_calls",
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": 7 * len(calls),
-            "total_tokens": prompt_tokens + 7 * len(calls),
-        },
+        "usage": usage,
     }
 
 

@@ -16,7 +16,7 @@ from ponder.gateway.call import ChatCall, Plan
 from ponder.gateway.deadline import bounded, within
 from ponder.gateway.passthrough import Forwarded, PassThrough, RelayStream
 from ponder.metering import Charge
-from ponder.types import Usage
+from ponder.types import GenerationRequest, Usage
 
 T = TypeVar("T")
 
@@ -92,8 +92,7 @@ class Forwarder:
             charge.end(opened.usage)
             await self.end(plan, None, False)
             return ForwardedStream(opened, None, self, plan, charge)
-        bound = call.request.prompt_token_bound()
-        return ForwardedStream(None, opened, self, plan, charge, prompt_bound=bound)
+        return ForwardedStream(None, opened, self, plan, charge, request=call.request)
 
 
 def _refusal(sent: object, where: str) -> ContextOverflowError | ContentFilterError | None:
@@ -123,8 +122,9 @@ class ForwardedStream:
     forwarder: Forwarder
     plan: Plan
     charge: Charge
-    # An upper bound on the request's prompt tokens, charged when the endpoint never says.
-    prompt_bound: int = 0
+    # The request as the gateway read it: its prompt's upper bound is charged when the
+    # endpoint never reports usage (worked out only then: most streams report).
+    request: GenerationRequest | None = None
 
     async def events(self) -> AsyncIterator[bytes]:
         """The endpoint's events; when the endpoint fails after the stream began (cut off,
@@ -167,11 +167,10 @@ class ForwardedStream:
         assert relay is not None
         if relay.reported is not None or not relay.received:
             return relay.usage
-        estimate = Usage(
-            prompt_tokens=self.prompt_bound, completion_tokens=relay.generated, calls=1
-        )
+        bound = self.request.prompt_token_bound() if self.request is not None else 0
+        estimate = Usage(prompt_tokens=bound, completion_tokens=relay.generated, calls=1)
         self.plan.log.events.append(
-            f"usage estimated: the endpoint reported none; prompt {self.prompt_bound} "
+            f"usage estimated: the endpoint reported none; prompt {bound} "
             f"(its upper bound), completion {relay.generated} (deltas received)"
         )
         return estimate
