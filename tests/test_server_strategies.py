@@ -18,6 +18,8 @@ from ponder.server.app import create_app
 from tests.fake_openai import serve_app
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Say hello."}]
+# auto answers a chat request in one pass; its ladder is for questions with a checkable answer.
+SUM: list[Any] = [{"role": "user", "content": "What is 3 + 4?"}]
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ def test_auto_is_the_default_and_reasoning_effort_picks_its_level(
 ) -> None:
     url, _ = scripted_server
     for effort, expected in ((None, "medium"), ("minimal", "minimal"), ("high", "high")):
-        body: dict[str, Any] = {"model": "s", "messages": MESSAGES}
+        body: dict[str, Any] = {"model": "s", "messages": SUM}
         if effort is not None:
             body["reasoning_effort"] = effort
         reply = httpx.post(f"{url}/v1/chat/completions", json=body).json()
@@ -159,7 +161,7 @@ def test_policy_refuses_a_denied_model_and_keeps_auto_from_escalating_to_it(
         assert denied.status_code == 403
         assert denied.json()["error"]["code"] == "policy_denied"
         reply = httpx.post(
-            f"{url}/v1/chat/completions", json={"model": "s", "messages": MESSAGES}
+            f"{url}/v1/chat/completions", json={"model": "s", "messages": SUM}
         ).json()
         assert reply["choices"][0]["message"]["content"] == "The answer is: 7"
         trace = httpx.get(f"{url}/v1/traces/{reply['ponder']['trace_id']}").json()

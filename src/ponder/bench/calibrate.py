@@ -168,7 +168,9 @@ async def score(
     bounds the questions run at once (for live draws; offline, all run together)."""
     gate = asyncio.Semaphore(concurrency or len(examples) or 1)
     profile = AutoProfile(efforts={"candidate": effort})
-    spec = StrategySpec("auto", AutoParams(effort="candidate", answer_format=task.answer_format))
+    spec = StrategySpec(
+        "auto", AutoParams(effort="candidate", answer_format=task.answer_format, kind="checkable")
+    )
     gateway = Gateway(
         PonderConfig(trace_db=":memory:"),
         services=Services(auto_profile=profile, sandbox=memo),

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ponder.config import PonderConfig
 from ponder.errors import PonderError
 from ponder.progress import download_bar
+from ponder.reasoning.profile import AutoProfile, load_profile
+
+if TYPE_CHECKING:
+    from ponder.backends.base import Backend
 
 
 @click.group(invoke_without_command=True)
@@ -116,9 +122,9 @@ def bench(ctx: click.Context, /, **opts: Any) -> None:
         return
     if opts["data"] is None:
         raise click.UsageError("--data is required")
-    from ponder.bench.session import BenchOptions, parse_system_json, run_session
+    from ponder.bench.session import BenchOptions, batch_config, parse_system_json, run_session
 
-    config: PonderConfig = ctx.obj
+    config: PonderConfig = batch_config(ctx.obj)
     paths = {
         k: Path(v) if v else None
         for k, v in opts.items()
@@ -184,8 +190,34 @@ def bench_report(run_dir: str, prices: str | None) -> None:
 @click.option(
     "--data",
     type=click.Path(exists=True, dir_okay=False),
-    required=True,
-    help="Calibration data (JSONL). Use rows you do not report results on.",
+    default=None,
+    help="Calibration data for checkable answers (JSONL). Use rows you do not report results "
+    "on. Required unless --base gives the ladder.",
+)
+@click.option(
+    "--base",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Keep this profile's ladder for checkable answers instead of fitting one; fit only "
+    "the kinds whose data is given.",
+)
+@click.option(
+    "--chat-data",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help='Chat prompts (JSONL with "prompt") to fit the chat levels on.',
+)
+@click.option("--chat-limit", type=int, default=40, show_default=True, help="Chat prompts used.")
+@click.option(
+    "--code-data",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="HumanEval-format tasks (JSONL, .gz allowed) to fit the code levels on; only the "
+    "even-numbered tasks are used, so that the odd ones stay for reporting.",
+)
+@click.option("--code-limit", type=int, default=82, show_default=True, help="Code tasks used.")
+@click.option(
+    "--code-samples", type=int, default=8, show_default=True, help="Programs sampled per task."
 )
 @click.option("--task", default="gsm8k", show_default=True, help="As for ponder bench.")
 @click.option("--model", "-m", default=None, help="Model to calibrate (default: the default).")
@@ -202,8 +234,8 @@ def bench_report(run_dir: str, prices: str | None) -> None:
 @click.option(
     "--bank",
     type=click.Path(dir_okay=False),
-    required=True,
-    help="Sample bank file (drawn once, reused by later runs).",
+    default=None,
+    help="Sample bank file (drawn once, reused by later runs); required with --data.",
 )
 @click.option("--bank-size", type=int, default=8, show_default=True, help="Paths per question.")
 @click.option(
@@ -228,71 +260,151 @@ def bench_report(run_dir: str, prices: str | None) -> None:
 )
 @click.pass_obj
 def calibrate(config: PonderConfig, /, **opts: Any) -> None:
-    """Fit the adaptive controller's thresholds and ladder on a calibration split."""
-    import shlex
-    import sys
+    """Fit the adaptive controller's profile: the ladder for checkable answers on a
+    calibration split, and the chat and code levels on their own prompts."""
+    from ponder.bench.session import batch_config
+    from ponder.routing.registry import BackendRegistry
 
+    config = batch_config(config)
+    name = opts["model"] or config.default_model
+    if (opts["data"] is None) == (opts["base"] is None):
+        raise click.UsageError("give --data (fit the ladder) or --base (keep a profile's)")
+    if opts["data"] is not None and opts["bank"] is None:
+        raise click.UsageError("--data needs --bank")
+    command = "ponder " + shlex.join(sys.argv[1:])
+
+    async def run() -> tuple[Any, AutoProfile]:
+        registry = BackendRegistry(config)
+        try:
+            backend = await registry.get(name, progress=download_bar(f"assembling {name}"))
+            result = (
+                await _fit_ladder(config, opts, name, backend, command) if opts["data"] else None
+            )
+            profile = result.profile if result else load_profile(Path(opts["base"]))
+            profile = await _fit_kinds(config, opts, backend, profile, command)
+            return result, profile
+        finally:
+            await registry.aclose()
+
+    try:
+        result, profile = asyncio.run(run())
+    except PonderError as exc:
+        raise click.ClickException(exc.message) from exc
+    Path(opts["out"]).write_text(json.dumps(profile.model_dump(mode="json"), indent=2) + "\n")
+    if result is not None:
+        _echo_ladder(result, profile)
+    for kind in ("chat", "code"):
+        fitted = profile.calibration.get(kind)
+        if isinstance(fitted, dict) and "chosen" in fitted:
+            click.echo(f"{kind}: {json.dumps(fitted['chosen'])}")
+        elif isinstance(fitted, dict):
+            click.echo(f"{kind}: {json.dumps(fitted)}")
+    click.echo(f"profile: {opts['out']}")
+
+
+async def _fit_ladder(
+    config: PonderConfig, opts: dict[str, Any], name: str, backend: Backend, command: str
+) -> Any:
     from ponder.bench.bank import SampleBank
     from ponder.bench.calibrate import calibrate as fit
     from ponder.bench.tasks import load_task
-    from ponder.routing.registry import BackendRegistry
     from ponder.sandbox import Sandbox
 
-    name = opts["model"] or config.default_model
     task = load_task(opts["task"])
     data = Path(opts["data"])
     rows = task.load(data)
     end = opts["offset"] + opts["limit"]
     examples = rows[opts["offset"] : end]
     screen = rows[end : end + opts["screen"]]
-
-    async def run() -> Any:
-        registry = BackendRegistry(config)
-        try:
-            backend = await registry.get(name, progress=download_bar(f"assembling {name}"))
-            return await fit(
-                task,
-                examples,
-                backend,
-                SampleBank(Path(opts["bank"])),
-                bank_size=opts["bank_size"],
-                replicates=opts["replicates"],
-                max_tokens=opts["max_tokens"],
-                concurrency=opts["concurrency"],
-                sandbox=Sandbox(config.sandbox),
-                first_passes=tuple(dict.fromkeys(("cot", *opts["first_passes"]))),
-                screen=screen,
-                metadata={
-                    "model": name,
-                    "data": data.name,
-                    "task": task.name,
-                    "rows": [opts["offset"], opts["offset"] + len(examples) - 1],
-                    "screening_rows": [end, end + len(screen) - 1] if screen else None,
-                    "command": "ponder " + shlex.join(sys.argv[1:]),
-                },
-                on_step=lambda line: click.echo(line, err=True),
-            )
-        finally:
-            await registry.aclose()
-
-    try:
-        result = asyncio.run(run())
-    except PonderError as exc:
-        raise click.ClickException(exc.message) from exc
-    Path(opts["out"]).write_text(
-        json.dumps(result.profile.model_dump(mode="json"), indent=2) + "\n"
+    return await fit(
+        task,
+        examples,
+        backend,
+        SampleBank(Path(opts["bank"])),
+        bank_size=opts["bank_size"],
+        replicates=opts["replicates"],
+        max_tokens=opts["max_tokens"],
+        concurrency=opts["concurrency"],
+        sandbox=Sandbox(config.sandbox),
+        first_passes=tuple(dict.fromkeys(("cot", *opts["first_passes"]))),
+        screen=screen,
+        metadata={
+            "model": name,
+            "data": data.name,
+            "task": task.name,
+            "rows": [opts["offset"], opts["offset"] + len(examples) - 1],
+            "screening_rows": [end, end + len(screen) - 1] if screen else None,
+            "command": command,
+        },
+        on_step=lambda line: click.echo(line, err=True),
     )
+
+
+async def _fit_kinds(
+    config: PonderConfig,
+    opts: dict[str, Any],
+    backend: Backend,
+    profile: AutoProfile,
+    command: str,
+) -> AutoProfile:
+    """The profile with its chat and code levels fitted where their data is given."""
+    from ponder.bench.calibrate_kinds import choose_code, draw_code, fit_chat
+    from ponder.bench.tasks import HumanEval, read_jsonl
+    from ponder.sandbox import Sandbox
+
+    update: dict[str, Any] = {}
+    calibration = dict(profile.calibration)
+    if opts["chat_data"]:
+        path = Path(opts["chat_data"])
+        prompts = [str(row["prompt"]) for row in read_jsonl(path)][: opts["chat_limit"]]
+        click.echo(f"chat: one direct answer on {len(prompts)} prompts", err=True)
+        chat = await fit_chat(
+            prompts, backend, max_tokens=opts["max_tokens"], concurrency=opts["concurrency"]
+        )
+        update["chat"] = chat.efforts
+        calibration["chat"] = {"data": path.name, "command": command, **chat.summary}
+    if opts["code_data"]:
+        path = Path(opts["code_data"])
+        sandbox = Sandbox(config.sandbox)
+        task = HumanEval(sandbox)
+        even = [e for e in task.load(path) if int(e.id.rsplit("/", 1)[-1]) % 2 == 0]
+        examples = even[: opts["code_limit"]]
+        click.echo(
+            f"code: greedy and {opts['code_samples']} samples on {len(examples)} tasks", err=True
+        )
+        draws = await draw_code(
+            task,
+            examples,
+            backend,
+            sandbox,
+            samples=opts["code_samples"],
+            max_tokens=opts["max_tokens"],
+            concurrency=opts["concurrency"],
+        )
+        efforts, summary = choose_code(draws, opts["code_samples"], opts["max_tokens"])
+        update["code"] = efforts
+        calibration["code"] = {
+            "data": path.name,
+            "tasks": "even-numbered",
+            "command": command,
+            **summary,
+        }
+    update["calibration"] = calibration
+    return profile.model_copy(update=update)
+
+
+def _echo_ladder(result: Any, profile: AutoProfile) -> None:
     for kind, first in result.first_passes.items():
         click.echo(
-            f"{kind} first pass alone: {first.accuracy:.1%} at {first.tokens:.0f} "
-            f"tokens/question on {len(examples) + len(screen)} questions"
+            f"{kind} first pass alone: {first.accuracy:.1%} at {first.tokens:.0f} tokens/question"
         )
     click.echo(f"first pass used at every level: {result.chosen_first_pass}")
-    for level, row in result.profile.calibration["chosen"].items():
-        effort = result.profile.efforts[level]
+    chosen = profile.calibration["chosen"]
+    assert isinstance(chosen, dict)
+    for level, row in chosen.items():
+        effort = profile.efforts[level]
         steps = [f"{effort.first_pass} first pass", *(r.kind for r in effort.ladder)]
         click.echo(
             f"{level:>8}: {row['accuracy']:.1%} at {row['mean_total_tokens']:.0f} tokens/question"
             f" ({' -> '.join(steps)})"
         )
-    click.echo(f"profile: {opts['out']}")

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +231,13 @@ def parse_system_json(values: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
         return tuple(json.loads(v) for v in values)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--system must be JSON: {exc}") from exc
+
+
+BATCH_QUEUE_SECONDS = 7 * 24 * 3600.0
+
+
+def batch_config(config: PonderConfig) -> PonderConfig:
+    """The configuration for a batch job: it is the engine's only client and queues its own
+    work on purpose, so a job waits for the engine as long as it takes instead of being
+    refused after the server's ``max_queue_seconds``."""
+    return replace(config, engine=replace(config.engine, max_queue_seconds=BATCH_QUEUE_SECONDS))

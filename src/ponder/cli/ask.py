@@ -106,6 +106,12 @@ class Asked:
     help="Effort level for auto (like OpenAI's reasoning_effort; listed below).",
 )
 @click.option(
+    "--clarify/--no-clarify",
+    default=None,
+    help="For auto: ask back when the question leaves out what only you know (default), or "
+    "answer with a best guess.",
+)
+@click.option(
     "--param",
     "-p",
     "params",
@@ -146,6 +152,7 @@ def ask(
     model: str | None,
     strategy: str | None,
     effort: str | None,
+    clarify: bool | None,
     params: tuple[str, ...],
     show_reasoning: bool,
     max_tokens: int,
@@ -165,6 +172,12 @@ def ask(
                 f"--effort is for the auto strategy, not {raw.get('strategy')}; drop it or pass -s auto"
             )
         raw["effort"] = effort
+    if clarify is not None:
+        if raw.get("strategy") != "auto":
+            raise CommandError(
+                f"--clarify is for the auto strategy, not {raw.get('strategy')}; drop it or pass -s auto"
+            )
+        raw["clarify"] = clarify
     if temperature is not None:
         raw.setdefault("temperature", temperature)
     request = GenerationRequest(

@@ -55,13 +55,52 @@ class EffortProfile(BaseModel):
     top_logprobs: int = Field(default=5, ge=1, le=20)
 
 
+class ChatEffort(BaseModel):
+    """Chat and free-form requests at one level: one direct greedy answer, accepted when its
+    token confidence reaches ``accept_confidence``; below it, ``samples`` more answers are
+    drawn and the model picks the one most consistent with the rest (universal
+    self-consistency)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accept_confidence: float = Field(default=0.0, ge=0.0)
+    samples: int = Field(default=0, ge=0, le=16)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=512, ge=16, le=32768)
+    top_logprobs: int = Field(default=5, ge=1, le=20)
+
+
+class CodeEffort(BaseModel):
+    """Code requests at one level: one greedy program, checked against the request's own tests
+    (doctests, asserts, worked examples) in the sandbox; where it fails one, ``samples``
+    more are drawn and the one that passes the most is kept (test-driven best-of-n)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    samples: int = Field(default=0, ge=0, le=16)
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=768, ge=16, le=32768)
+
+
 class AutoProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: int = 1
     model: str | None = None
     calibration: dict[str, object] = Field(default_factory=dict)  # data, rows, command, results
+    # Questions with a checkable answer (the ladder), per level; its keys are the levels.
     efforts: dict[str, EffortProfile]
+    # The other kinds per level; a level missing here gets the defaults (one greedy answer).
+    chat: dict[str, ChatEffort] = Field(default_factory=dict)
+    code: dict[str, CodeEffort] = Field(default_factory=dict)
+
+    def chat_effort(self, name: str) -> ChatEffort:
+        self.effort(name)  # an unknown level is a 400 for every kind
+        return self.chat.get(name, ChatEffort())
+
+    def code_effort(self, name: str) -> CodeEffort:
+        self.effort(name)
+        return self.code.get(name, CodeEffort())
 
     def effort(self, name: str) -> EffortProfile:
         """The level a request named; an unknown one is the request's mistake (a 400)."""

@@ -11,7 +11,8 @@
 
 An explicit choice (1 or 2) wins over ``reasoning_effort``; giving both 1 and 2 is an error.
 A request that chooses nothing gets the configured default (``auto`` unless configured
-otherwise; ``None`` passes the request straight to the model).
+otherwise; ``None`` passes the request straight to the model). A ``ponder`` field with options
+but no strategy (``{"clarify": false}``) tunes the strategy the request would otherwise get.
 """
 
 from __future__ import annotations
@@ -87,8 +88,29 @@ def select_strategy(
     raw = ponder if ponder is not None else from_name
     if raw is not None and "strategy" in raw:
         return Selection(StrategySpec.parse(raw, registry), base, "request")
-    if raw is not None:
-        raise InvalidRequestError("ponder.strategy is required", param="ponder.strategy")
+    if raw:
+        # Options without a strategy ({"clarify": false}) tune the one that would run.
+        chosen = _unnamed(base, reasoning_effort, effort_map, default, registry)
+        if chosen.spec is None:
+            raise InvalidRequestError(
+                "ponder options without ponder.strategy tune the default strategy, and this "
+                "request has none; name one in ponder.strategy",
+                param="ponder.strategy",
+            )
+        tuned = effort_map[reasoning_effort] if reasoning_effort is not None else default
+        merged = {**(tuned or {}), **raw}
+        return Selection(StrategySpec.parse(merged, registry), base, "request")
+    return _unnamed(base, reasoning_effort, effort_map, default, registry)
+
+
+def _unnamed(
+    base: str,
+    reasoning_effort: str | None,
+    effort_map: Mapping[str, Mapping[str, Any] | None],
+    default: Mapping[str, Any] | None,
+    registry: StrategyRegistry | None,
+) -> Selection:
+    """The strategy a request gets that names none: its reasoning_effort's, else the default."""
     if reasoning_effort is not None:
         if reasoning_effort not in effort_map:
             known = ", ".join(effort_map)

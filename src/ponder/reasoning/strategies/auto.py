@@ -1,29 +1,31 @@
-"""``auto``: answer easy questions in one pass, climb a ladder only where it pays.
+"""``auto``: spend only the compute a request needs, decided by what kind of request it is.
 
-1. First pass: one greedy chain of thought, or one greedy program that runs in the sandbox
-   (the profile's ``first_pass``), with top-k logprobs. Where the sandbox cannot run, every
-   level falls back to a chain-of-thought first pass and a ladder without programs. Its answer is accepted at once if it
-   was extracted and its token confidence reaches the profile's threshold.
-2. Otherwise climb the profile's ladder: more sampled paths in windows until a Beta test
-   says the vote is settled (``vote``), program-aided solutions that join the vote
-   (``program``), then a stronger model or provider (``escalate``), routed and policy-checked
-   like any request.
-3. Stop when the vote is settled, the ladder ends, or the budget cannot pay for the next
-   call's worst case. Every call is sized so that the budget is never exceeded: prompt
-   tokens plus ``n · max_tokens`` must fit what is left.
+The kind is read from the request's text before any token is spent
+(:mod:`ponder.reasoning.kinds`), and each kind is answered its own way:
 
-The reply reports which rungs ran (``details.rungs``).
+- **ambiguous** (it leaves out a place, a unit, a quantity, or what "it" means): one short
+  clarifying question comes back as the answer, with ``details.clarify = true`` and what
+  was missing in ``details.readings``. ``"clarify": false`` turns asking off; the request
+  is then answered as its other kind and the cues are kept in ``details.ambiguity``;
+- **chat and free-form**: one direct greedy answer (:mod:`ponder.reasoning.freeform`);
+- **code**: a greedy program checked against the request's own tests, more sampled and
+  selected by tests passed where it fails (:mod:`ponder.reasoning.testdriven`);
+- **checkable** (a number, a choice, yes or no): the calibrated ladder of
+  :mod:`ponder.reasoning.ladder`: a confident first pass, else votes, programs, a stronger model.
+
+Each kind's knobs per effort level come from the profile that ``ponder calibrate`` fits;
+``kind`` overrides the decision. Every call is sized to fit the budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ponder.errors import InvalidRequestError
+from ponder.reasoning.asking import QUESTION_TOKENS, ask_back
 from ponder.reasoning.base import (
     ModelUse,
     RunContext,
@@ -32,16 +34,13 @@ from ponder.reasoning.base import (
     StrategyParams,
     StrategyResult,
 )
-from ponder.reasoning.confidence import mean_confidence
-from ponder.reasoning.paths import Path, sample_paths
-from ponder.reasoning.profile import AutoProfile, EffortProfile, Rung, builtin_profile
-from ponder.reasoning.programs import with_answer, write_and_run
-from ponder.reasoning.prompts import COT_SYSTEM, PAL_SYSTEM
-from ponder.reasoning.stopping import beta_stop_probability
-from ponder.reasoning.voting import weighted_vote
+from ponder.reasoning.freeform import SELECT_TOKENS, answer_directly
+from ponder.reasoning.kinds import KindDecision, classify_request
+from ponder.reasoning.ladder import Budget, solve_checkable, without_programs
+from ponder.reasoning.profile import AutoProfile, EffortProfile, builtin_profile
+from ponder.reasoning.prompts import PAL_SYSTEM
+from ponder.reasoning.testdriven import solve_code
 from ponder.types import GenerationRequest
-
-MIN_PATH_TOKENS = 64  # a path shorter than this cannot hold a worked answer
 
 
 class AutoParams(StrategyParams):
@@ -51,89 +50,83 @@ class AutoParams(StrategyParams):
     # Dollars per million tokens, for a budget in money (from the gateway's price table).
     price_prompt: float = Field(default=0.0, ge=0.0)
     price_completion: float = Field(default=0.0, ge=0.0)
+    # Ask back when the request leaves out what only the user knows; false: best guess.
+    clarify: bool = True
+    # What kind of request this is; "auto" decides from its text.
+    kind: Literal["auto", "chat", "checkable", "code"] = "auto"
 
 
-class Budget:
-    """What is left to spend, in tokens (a money budget is turned into a token bound)."""
-
-    def __init__(
-        self,
-        params: AutoParams,
-        effort: EffortProfile,
-        deployed: tuple[float, float] | None = None,
-    ) -> None:
-        self.tokens = params.budget_tokens or effort.budget_tokens
-        self.usd = params.budget_usd
-        self.price_prompt = params.price_prompt
-        self.price_completion = params.price_completion
-        if self.price_prompt == 0.0 and self.price_completion == 0.0 and deployed is not None:
-            # Unset: the dearest deployment the run's models may reach (the gateway's).
-            self.price_prompt, self.price_completion = deployed
-        if self.usd is not None and self.price_prompt == 0.0 and self.price_completion == 0.0:
-            raise InvalidRequestError("a budget in money needs prices", param="ponder.budget_usd")
-
-    def fits(self, spent_prompt: int, spent_completion: int, prompt: int, completion: int) -> bool:
-        total_prompt, total_completion = spent_prompt + prompt, spent_completion + completion
-        if self.tokens is not None and total_prompt + total_completion > self.tokens:
-            return False
-        if self.usd is not None:
-            cost = (
-                total_prompt * self.price_prompt + total_completion * self.price_completion
-            ) / 1e6
-            if cost > self.usd:
-                return False
-        return True
-
-    def largest(
-        self, spent_prompt: int, spent_completion: int, prompt: int, n: int, max_tokens: int
-    ) -> tuple[int, int]:
-        """The widest (n, max_tokens) call, at most the asked one, whose worst case fits."""
-        floor = min(MIN_PATH_TOKENS, max_tokens)
-        for width in range(n, 0, -1):
-            tokens = max_tokens
-            while tokens >= floor and not self.fits(
-                spent_prompt, spent_completion, prompt, width * tokens
-            ):
-                tokens //= 2
-            if tokens >= floor:
-                return width, tokens
-        return 0, 0
+Solver = Callable[
+    [RunContext, GenerationRequest, AutoParams, AutoProfile, Budget, int | None],
+    Awaitable[StrategyResult],
+]
 
 
-@dataclass(slots=True)
-class _Votes:
-    """The answers gathered so far, their weights, and a worked text for each answer."""
-
-    answers: list[str | None] = field(default_factory=list)
-    weights: list[float] = field(default_factory=list)
-    texts: dict[str | None, Path] = field(default_factory=dict)
-    rungs: list[str] = field(default_factory=lambda: ["first"])
-
-    def add(self, path_or_answer: Path | str | None, weight: float = 1.0) -> None:
-        if isinstance(path_or_answer, Path):
-            self.answers.append(path_or_answer.answer)
-            self.texts.setdefault(path_or_answer.answer, path_or_answer)
-        else:
-            self.answers.append(path_or_answer)
-        self.weights.append(weight)
-
-    def settled(self) -> float:
-        """P(leader beats runner-up) under Beta(a+1, b+1) on the weighted counts."""
-        tally = sorted(weighted_vote(self.answers, self.weights).tally.values(), reverse=True)
-        if not tally:
-            return 0.0
-        return beta_stop_probability(round(tally[0]), round(tally[1]) if len(tally) > 1 else 0)
+async def _checkable(
+    ctx: RunContext,
+    request: GenerationRequest,
+    params: AutoParams,
+    profile: AutoProfile,
+    budget: Budget,
+    cap: int | None,
+) -> StrategyResult:
+    effort = profile.effort(params.effort)
+    if cap is not None:
+        effort = effort.model_copy(update={"max_tokens": min(effort.max_tokens, cap)})
+    sandbox = await ctx.services.sandbox.status()
+    if not sandbox.available:
+        effort = without_programs(effort)
+        ctx.trace.note("programs off", why=sandbox.detail)
+    result = await solve_checkable(ctx, request, params, effort, budget)
+    if not sandbox.available:
+        result.details["programs"] = f"off: {sandbox.detail}"
+    return result
 
 
-def without_programs(effort: EffortProfile) -> EffortProfile:
-    """The level's ladder for a server whose sandbox cannot run programs: a greedy chain
-    of thought first, and no program rungs."""
-    return effort.model_copy(
-        update={
-            "first_pass": "cot",
-            "ladder": tuple(rung for rung in effort.ladder if rung.kind != "program"),
-        }
-    )
+async def _chat(
+    ctx: RunContext,
+    request: GenerationRequest,
+    params: AutoParams,
+    profile: AutoProfile,
+    budget: Budget,
+    cap: int | None,
+) -> StrategyResult:
+    effort = profile.chat_effort(params.effort)
+    max_tokens = min(effort.max_tokens, cap) if cap else effort.max_tokens
+    return await answer_directly(ctx, request, effort, budget, max_tokens)
+
+
+async def _code(
+    ctx: RunContext,
+    request: GenerationRequest,
+    params: AutoParams,
+    profile: AutoProfile,
+    budget: Budget,
+    cap: int | None,
+) -> StrategyResult:
+    effort = profile.code_effort(params.effort)
+    max_tokens = min(effort.max_tokens, cap) if cap else effort.max_tokens
+    return await solve_code(ctx, request, effort, budget, max_tokens)
+
+
+SOLVERS: Mapping[str, Solver] = MappingProxyType(
+    {"checkable": _checkable, "chat": _chat, "code": _code}
+)
+
+
+def decide(request: GenerationRequest, params: AutoParams) -> tuple[KindDecision, str]:
+    """The request's kind as read from its text, and the kind that answers it ("ask" when it
+    is ambiguous and asking is on)."""
+    if params.kind != "auto":
+        return KindDecision(params.kind, ("named by the request",)), params.kind
+    decision = classify_request(request.messages, params.answer_format)
+    if decision.kind != "ambiguous":
+        return decision, decision.kind
+    if params.clarify:
+        return decision, "ask"
+    return decision, classify_request(
+        request.messages, params.answer_format, detect_ambiguity=False
+    ).kind
 
 
 class Auto(Strategy):
@@ -145,21 +138,27 @@ class Auto(Strategy):
         self.profile = profile
 
     def worst_case(self, params: AutoParams, request: GenerationRequest, services: Services) -> int:
-        """Every rung of the level's ladder at full width, or its token budget if smaller."""
+        """The decided kind's calls at full width, or the token budget if smaller."""
         profile = self.profile or services.auto_profile or builtin_profile()
         effort = profile.effort(params.effort)
         cap = params.max_tokens or request.sampling.max_tokens
-        max_tokens = min(effort.max_tokens, cap) if cap else effort.max_tokens
-        prompt = request.prompt_token_bound(PAL_SYSTEM)  # the longer of the two systems
-        total = prompt + max_tokens
-        for rung in effort.ladder:
-            if rung.kind == "vote":
-                windows = -(-rung.max_n // rung.window)
-                total += windows * prompt + rung.max_n * max_tokens
-            elif rung.kind == "program":
-                total += prompt + 128 + rung.n * min(max_tokens, 512)
-            else:
-                total += prompt + max_tokens
+        _, answered_as = decide(request, params)
+        prompt = request.prompt_token_bound(PAL_SYSTEM)  # the longest system any call adds
+        if answered_as == "ask":
+            total = prompt + 512 + QUESTION_TOKENS
+        elif answered_as == "chat":
+            chat = profile.chat_effort(params.effort)
+            tokens = min(chat.max_tokens, cap) if cap else chat.max_tokens
+            total = prompt + tokens
+            if chat.samples:
+                answers = (chat.samples + 1) * tokens
+                total += prompt + chat.samples * tokens + prompt + answers * 4 + 256 + SELECT_TOKENS
+        elif answered_as == "code":
+            code = profile.code_effort(params.effort)
+            tokens = min(code.max_tokens, cap) if cap else code.max_tokens
+            total = prompt + tokens + (prompt + code.samples * tokens if code.samples else 0)
+        else:
+            total = _ladder_worst_case(effort, prompt, cap)
         budget = params.budget_tokens or effort.budget_tokens
         return min(total, budget) if budget else total
 
@@ -178,188 +177,51 @@ class Auto(Strategy):
         effort = profile.effort(params.effort)
         # The caller's cap on a call (the parameter, else the request's) bounds every call.
         cap = params.max_tokens or request.sampling.max_tokens
-        if cap is not None:
-            effort = effort.model_copy(update={"max_tokens": min(effort.max_tokens, cap)})
-        budget = Budget(params, effort, _deployed_price(ctx, request, effort))
-        votes = _Votes()
-        sandbox = await ctx.services.sandbox.status()
-        if not sandbox.available:
-            effort = without_programs(effort)
-            ctx.trace.note("programs off", why=sandbox.detail)
-
-        # A first pass the budget cannot pay for is refused before anything is spent. The
-        # prompt's length in characters bounds its token count from above.
-        system = PAL_SYSTEM if effort.first_pass == "program" else COT_SYSTEM
-        prompt_bound = sum(len(m.content) for m in request.messages) + len(system) + 64
-        width, tokens = budget.largest(0, 0, prompt_bound, 1, effort.max_tokens)
-        if width == 0:
-            raise InvalidRequestError(
-                "the budget cannot pay for a single answer", param="ponder.budget_tokens"
-            )
-        first, confidence = await self._first_pass(ctx, request, params, effort, tokens)
-        prompt_tokens = ctx.trace.usage.prompt_tokens  # the first pass is the only call yet
-        votes.add(first, effort.first_weight)
-        ctx.trace.note("first", answer=first.answer, confidence=round(confidence, 4))
-        ctx.progress(f"first pass: {first.answer} (confidence {confidence:.2f})")
-        stop_reason = "ladder ended"
-        if first.answer is not None and confidence >= effort.accept_confidence:
-            stop_reason = "confident first pass"
+        budget = Budget(
+            params.budget_tokens or effort.budget_tokens,
+            params.budget_usd,
+            (params.price_prompt, params.price_completion),
+            _deployed_price(ctx, request, effort),
+        )
+        decision, answered_as = decide(request, params)
+        ctx.trace.note(
+            "kind", request_kind=decision.kind, cues=list(decision.cues), answered_as=answered_as
+        )
+        ctx.progress(f"request kind: {decision.kind} ({'; '.join(decision.cues)})")
+        if answered_as == "ask":
+            result = await ask_back(ctx, request, decision.missing)
         else:
-            for rung in effort.ladder:
-                done, reason = await self._climb(
-                    ctx, request, params, effort, rung, budget, prompt_tokens, votes
+            result = await SOLVERS[answered_as](ctx, request, params, profile, budget, cap)
+            if decision.kind == "ambiguous":
+                result.details.update(
+                    clarify=False,
+                    ambiguity={
+                        "cues": list(decision.cues),
+                        "readings": [c.missing for c in decision.missing],
+                    },
                 )
-                if done:
-                    stop_reason = reason
-                    break
-        vote = weighted_vote(votes.answers, votes.weights)
-        chosen = votes.texts.get(vote.winner) or first
-        ctx.trace.note("rungs", rungs=votes.rungs, stop=stop_reason, votes=vote.tally)
-        ctx.progress(f"auto: {' -> '.join(votes.rungs)}; {stop_reason}; answer {vote.winner}")
-        return StrategyResult(
-            text=chosen.text,
-            answer=vote.winner,
-            reasoning=chosen.text,
-            usage=ctx.trace.usage,
-            trace=ctx.trace,
-            details={
-                "rungs": votes.rungs,
-                "stop": stop_reason,
-                "votes": vote.tally,
-                "first_pass": effort.first_pass,
-                "first_confidence": round(confidence, 4),
-                "effort": params.effort,
-                **({} if sandbox.available else {"programs": f"off: {sandbox.detail}"}),
-            },
-            shown_tokens=chosen.completion_tokens,
+        result.details.update(
+            kind=decision.kind,
+            answered_as=answered_as,
+            cues=list(decision.cues),
+            effort=params.effort,
         )
+        return result
 
-    async def _first_pass(
-        self,
-        ctx: RunContext,
-        request: GenerationRequest,
-        params: AutoParams,
-        effort: EffortProfile,
-        max_tokens: int,
-    ) -> tuple[Path, float]:
-        """One greedy answer and its token confidence."""
-        if effort.first_pass == "program":
-            (run,) = await write_and_run(
-                ctx,
-                request,
-                n=1,
-                temperature=0.0,
-                max_tokens=max_tokens,
-                answer_format=params.answer_format,
-                top_logprobs=effort.top_logprobs,
-                refuser=self.name,
-            )
-            text = with_answer(run.text, run.answer)
-            path = Path(
-                index=0,
-                text=text,
-                answer=run.answer,
-                completion_tokens=run.completion_tokens,
-                finish_reason=run.finish_reason,
-            )
-            return path, run.confidence
-        (path,) = await sample_paths(
-            ctx,
-            request,
-            params.model_copy(update={"max_tokens": max_tokens}),
-            n=1,
-            temperature=0.0,
-            top_logprobs=effort.top_logprobs,
-            label="first pass",
-        )
-        return path, mean_confidence(path.logprobs)
 
-    async def _climb(
-        self,
-        ctx: RunContext,
-        request: GenerationRequest,
-        params: AutoParams,
-        effort: EffortProfile,
-        rung: Rung,
-        budget: Budget,
-        prompt_tokens: int,
-        votes: _Votes,
-    ) -> tuple[bool, str]:
-        """Run one rung; returns (stop, why)."""
-
-        def spent() -> tuple[int, int]:
-            usage = ctx.trace.usage
-            return usage.prompt_tokens, usage.completion_tokens
-
+def _ladder_worst_case(effort: EffortProfile, prompt: int, cap: int | None) -> int:
+    """Every rung of the level's ladder at full width."""
+    max_tokens = min(effort.max_tokens, cap) if cap else effort.max_tokens
+    total = prompt + max_tokens
+    for rung in effort.ladder:
         if rung.kind == "vote":
-            drawn = 0
-            while drawn < rung.max_n:
-                want = min(rung.window, rung.max_n - drawn)
-                width, tokens = budget.largest(*spent(), prompt_tokens, want, effort.max_tokens)
-                if width == 0:
-                    return True, "budget spent"
-                if "vote" not in votes.rungs:
-                    votes.rungs.append("vote")
-                window = await sample_paths(
-                    ctx,
-                    request,
-                    params.model_copy(update={"max_tokens": tokens}),
-                    n=width,
-                    temperature=0.7,
-                    offset=1 + drawn,
-                    label=f"vote window {drawn // rung.window + 1}",
-                )
-                drawn += width
-                for path in window:
-                    votes.add(path)
-                if votes.settled() >= effort.stop_probability:
-                    return True, "vote settled"
-            return False, ""
-        if rung.kind == "program":
-            # The program prompt is longer than the chain-of-thought one; bound it generously.
-            width, tokens = budget.largest(
-                *spent(), prompt_tokens + 128, rung.n, min(effort.max_tokens, 512)
-            )
-            if width == 0:
-                return True, "budget spent"
-            votes.rungs.append("program")
-            # Program-aided decodes greedily at n=1; after a greedy program first pass that
-            # would pay for the same program twice, so a rung clipped to one program samples.
-            temperature = 0.7 if effort.first_pass == "program" or width > 1 else 0.0
-            runs = await write_and_run(
-                ctx,
-                request,
-                n=width,
-                temperature=temperature,
-                max_tokens=tokens,
-                answer_format=params.answer_format,
-                refuser=self.name,
-            )
-            for run in runs:
-                votes.add(run.answer, rung.weight)
-            return votes.settled() >= effort.stop_probability, "vote settled"
-        # escalate: a stronger model answers once; its vote carries the rung's weight.
-        if rung.model is None or rung.model not in ctx.backends:
-            ctx.trace.note("escalation skipped", model=rung.model)
-            return False, ""
-        width, tokens = budget.largest(*spent(), prompt_tokens, 1, effort.max_tokens)
-        if width == 0:
-            return True, "budget spent"
-        votes.rungs.append(f"escalate:{rung.model}")
-        stronger = RunContext(
-            backend=ctx.backends[rung.model], trace=ctx.trace, on_progress=ctx.on_progress
-        )
-        (path,) = await sample_paths(
-            stronger,
-            request,
-            params.model_copy(update={"max_tokens": tokens}),
-            n=1,
-            temperature=0.0,
-            label=f"escalate to {rung.model}",
-        )
-        votes.add(path, rung.weight)
-        votes.texts[path.answer] = path
-        return True, "escalated"
+            windows = -(-rung.max_n // rung.window)
+            total += windows * prompt + rung.max_n * max_tokens
+        elif rung.kind == "program":
+            total += prompt + 128 + rung.n * min(max_tokens, 512)
+        else:
+            total += prompt + max_tokens
+    return total
 
 
 def _deployed_price(

@@ -1,0 +1,114 @@
+"""Code requests: one greedy program, checked against the request's own tests in the sandbox;
+where it fails one, more candidates are sampled and the one that passes the most is kept
+(test-driven best-of-n, as in CodeT and AlphaCode's filtering, with the request's tests).
+
+A request with no tests, a level with no samples, or a server whose sandbox cannot run
+programs is answered by the greedy program alone; ``details.tests`` says which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ponder.reasoning.base import RunContext, StrategyResult
+from ponder.reasoning.code_tests import Score, candidate_program, request_tests, score
+from ponder.reasoning.ladder import Budget
+from ponder.reasoning.paths import question_of
+from ponder.reasoning.profile import CodeEffort
+from ponder.types import Choice, GenerationRequest
+
+
+async def solve_code(
+    ctx: RunContext,
+    request: GenerationRequest,
+    effort: CodeEffort,
+    budget: Budget,
+    max_tokens: int,
+) -> StrategyResult:
+    tests = request_tests(question_of(request))
+    prompt_bound = sum(len(m.content) for m in request.messages) + 64
+    _, tokens = budget.largest(0, 0, prompt_bound, 1, max_tokens)
+    greedy = await _generate(ctx, request, 1, 0.0, tokens or max_tokens, "greedy program")
+    candidates: list[Choice] = list(greedy)
+    details: dict[str, object] = {"rungs": ["first"], "tests": len(tests.cases)}
+    sandbox = await ctx.services.sandbox.status()
+    if not tests.cases or not sandbox.available:
+        why = "the request has no tests" if not tests.cases else f"not run: {sandbox.detail}"
+        details["stop"] = why
+        details["decision"] = f"a code request: one greedy program ({why})"
+        return _result(ctx, candidates[0], details)
+    scores = [
+        await score(ctx.services.sandbox, candidate_program(candidates[0].text, tests), tests)
+    ]
+    ctx.progress(f"greedy program: {scores[0].passed} of {scores[0].total} tests")
+    stop = "passed the request's tests"
+    if not scores[0].all_passed:
+        stop = "no samples at this level"
+        spent = ctx.trace.usage
+        prompt = spent.prompt_tokens
+        width, tokens = budget.largest(
+            spent.prompt_tokens, spent.completion_tokens, prompt, effort.samples, max_tokens
+        )
+        if effort.samples and width == 0:
+            stop = "budget spent"
+        elif width:
+            details["rungs"] = ["first", "samples"]
+            drawn = await _generate(
+                ctx, request, width, effort.temperature, tokens, f"{width} more programs"
+            )
+            more = await asyncio.gather(
+                *(
+                    score(ctx.services.sandbox, candidate_program(c.text, tests), tests)
+                    for c in drawn
+                )
+            )
+            candidates += drawn
+            scores += more
+            stop = "selected by tests passed"
+    best = max(range(len(candidates)), key=lambda i: (scores[i].passed, scores[i].loaded, -i))
+    details.update(
+        stop=stop,
+        passed=[s.passed for s in scores],
+        chosen=best,
+        decision=f"a code request: program {best + 1} of {len(candidates)} kept, "
+        f"{_summary(scores[best])} ({stop})",
+    )
+    ctx.trace.note("tests", passed=[s.passed for s in scores], total=len(tests.cases), chosen=best)
+    ctx.progress(f"chose program {best + 1}: {_summary(scores[best])}")
+    return _result(ctx, candidates[best], details)
+
+
+async def _generate(
+    ctx: RunContext,
+    request: GenerationRequest,
+    n: int,
+    temperature: float,
+    max_tokens: int,
+    label: str,
+) -> list[Choice]:
+    sub = request.replace(
+        n=n,
+        sampling=request.sampling.replace(
+            temperature=temperature, max_tokens=max_tokens, logprobs=False, top_logprobs=0
+        ),
+    )
+    completion = await ctx.backend.generate(sub, label=label)
+    return list(completion.choices)
+
+
+def _summary(result: Score) -> str:
+    if not result.loaded:
+        return f"did not load ({result.detail})"
+    return f"passing {result.passed} of the request's {result.total} tests"
+
+
+def _result(ctx: RunContext, choice: Choice, details: dict[str, object]) -> StrategyResult:
+    return StrategyResult(
+        text=choice.text,
+        answer=None,
+        reasoning="",
+        usage=ctx.trace.usage,
+        trace=ctx.trace,
+        details=details,
+        shown_tokens=choice.completion_tokens,
+    )
