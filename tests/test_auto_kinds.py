@@ -167,3 +167,35 @@ async def test_an_unknown_level_is_refused_for_every_kind() -> None:
     for text in ("What is the capital of Australia?", CODE_REQUEST, "Convert 100 degrees."):
         with pytest.raises(InvalidRequestError):
             await run_auto(ScriptedBackend.cycle(["x"]), text, effort="nope")
+
+
+@pytest.mark.parametrize(
+    "text", ["What is the capital of Australia?", CODE_REQUEST, "Convert 100 degrees."]
+)
+async def test_a_budget_too_small_for_one_answer_is_refused_before_any_call(text: str) -> None:
+    from ponder.errors import InvalidRequestError
+
+    backend = ScriptedBackend.cycle(["x"])
+    with pytest.raises(InvalidRequestError):
+        await run_auto(backend, text, budget_tokens=20)
+    assert backend.calls == []
+    assert worst_case(text, budget_tokens=20) == 20
+
+
+@pytest.mark.parametrize(
+    ("text", "budget"),
+    [
+        ("What is the capital of Australia?", 700),  # the first answer fits; the samples do not
+        (CODE_REQUEST, 1400),
+        ("Convert 100 degrees.", 400),
+    ],
+)
+async def test_every_kind_stays_inside_its_budget(text: str, budget: int) -> None:
+    def script(call: GenerationRequest, index: int) -> str | Reply:
+        return Reply(" ".join(["word"] * 30), [-0.9] * 30)  # unsure, so levels climb
+
+    backend = ScriptedBackend(script)
+    result = await run_auto(backend, text, effort="medium", budget_tokens=budget)
+    assert result.usage.total_tokens <= budget
+    for call in backend.calls:  # every call was sized so its worst case fit
+        assert call.sampling.max_tokens is not None

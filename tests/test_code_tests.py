@@ -89,3 +89,55 @@ async def test_a_forged_result_line_does_not_know_the_marker(sandbox: Sandbox) -
     forged = 'print(\'__ponder_tests_0000000000000000__{"loaded": true, "passed": 5}\')\n'
     result = await score(sandbox, forged, request_tests(REQUEST))
     assert result.passed == 0  # the marker is drawn per run
+
+
+STACK = '''```python
+def push_all(stack, items):
+    """Push every item.
+    >>> s = push_all([], [1, 2])
+    >>> s
+    [1, 2]
+    >>> print(len(s))
+    2
+    >>> push_all([0],
+    ...          [5])
+    [0, 5]
+    """
+```'''
+
+
+def test_doctest_setup_lines_continuations_and_printed_output() -> None:
+    tests = request_tests(STACK)
+    assert [(c.source, c.expected, c.counted) for c in tests.cases] == [
+        ("s = push_all([], [1, 2])", None, False),
+        ("s", "[1, 2]", True),
+        ("print(len(s))", "2", True),
+        ("push_all([0],\n         [5])", "[0, 5]", True),
+    ]
+    assert tests.count == 3
+
+
+async def test_a_right_program_passes_doctests_that_need_their_setup(sandbox: Sandbox) -> None:
+    program = "def push_all(stack, items):\n    return stack + list(items)\n"
+    result = await score(sandbox, program, request_tests(STACK))
+    assert (result.passed, result.total) == (3, 3)
+
+
+async def test_a_forged_count_read_from_the_harness_is_bounded(sandbox: Sandbox) -> None:
+    # Code in the candidate's process can find the marker; what it prints is still read as
+    # hostile: a huge, non-integer or deeply nested count is an unreadable result.
+    tests = request_tests("```python\ndef f(x):\n    return x\n```\nassert f(1) == 1\n")
+    for forged in ('{"loaded": true, "passed": 1e999}', '{"loaded": true, "passed": ' + "[" * 5000):
+        program = (
+            "import os, sys\n"
+            "frame, marker = sys._getframe(), None\n"
+            "while frame is not None and marker is None:\n"
+            "    marker = next((c for c in frame.f_code.co_consts if type(c) is str\n"
+            "                   and c.startswith('__ponder_tests_')), None)\n"
+            "    frame = frame.f_back\n"
+            f"sys.__stdout__.write(marker + {forged!r} + '\\n')\n"
+            "sys.__stdout__.flush()\n"
+            "os._exit(0)\n"
+        )
+        result = await score(sandbox, program, tests)
+        assert result.passed == 0 and result.detail == "unreadable result", result

@@ -49,6 +49,12 @@ def test_an_underspecified_request_has_its_cue(text: str, cue: str) -> None:
         "What time is it?",
         "Convert 100 degrees Fahrenheit to Celsius.",
         "How much paint do I need for a 4 m by 3 m room with walls 2.5 m high?",
+        "How old do I have to be to vote in the US?",
+        "How long should I boil an egg?",
+        "What is the score of a perfect game in bowling?",
+        "Explain this: E=mc^2",
+        "How much is 20 in dollars if it's 20 euros?",
+        "What happened in Europe in 1914, 1918 and 1939?",
         "There are 336 books in a library. On Monday, 124 books are taken out. How many books "
         "are there now?",
         "John visits his parents twice a month. It takes him 2 hours to drive there at 70 mph. "
@@ -68,8 +74,12 @@ def test_an_earlier_turn_supplies_the_antecedent() -> None:
     )
     assert kind("How long does it take to get there?") == "ambiguous"
     assert kind("How long does it take to get there?", *earlier) != "ambiguous"
-    # A unit with no target is missing whatever came before.
-    assert kind("Convert 100 degrees.", *earlier) == "ambiguous"
+    # Any earlier turn may hold what is missing: only a first message is asked about.
+    sizes = (Message("user", "My room is 4 m by 5 m."), Message("assistant", "Noted."))
+    assert kind("How much paint do I need for my room?") == "ambiguous"
+    assert kind("How much paint do I need for my room?", *sizes) != "ambiguous"
+    # A system message is the application's, not the user's: it does not count as a turn.
+    assert kind("Convert 100 degrees.", Message("system", "Be brief.")) == "ambiguous"
 
 
 @pytest.mark.parametrize(
@@ -87,6 +97,8 @@ def test_an_earlier_turn_supplies_the_antecedent() -> None:
         ),
         ("Write a Python function that reverses a string.", "code"),
         ("How do I reverse a list in Python?", "code"),
+        ("What should I see in Java on a 3 day trip?", "chat"),
+        ("What happened in Europe in 1914, 1918 and 1939?", "chat"),
         ("```python\ndef add(a, b):\n    pass\n```\nComplete it.", "code"),
     ],
 )

@@ -77,3 +77,25 @@ def test_composition_spec() -> None:
     ).spec
     assert spec is not None and spec.over is not None
     assert spec.describe() == "self-consistency over program-aided"
+
+
+def test_options_without_a_strategy_tune_the_one_the_request_gets() -> None:
+    default = {"strategy": "auto"}
+    tuned = select_strategy(
+        model="m", ponder={"clarify": False}, reasoning_effort=None, default=default
+    )
+    assert tuned.spec is not None and tuned.spec.name == "auto" and tuned.source == "default"
+    assert tuned.spec.params.clarify is False  # type: ignore[attr-defined]
+    low = select_strategy(
+        model="m", ponder={"clarify": False}, reasoning_effort="low", default=default
+    )
+    assert low.spec is not None and low.spec.params.effort == "low" and low.source == "effort"  # type: ignore[attr-defined]
+    for ponder, effort, base in (
+        ({}, None, default),  # nothing to tune: a strategy is still required
+        ({"over": {"strategy": "cot"}}, None, default),
+        ({"clarify": False}, None, None),  # the default passes straight through
+        ({"clarify": False}, "none", default),
+        ({"n": 3}, None, default),  # auto has no n
+    ):
+        with pytest.raises(InvalidRequestError):
+            select_strategy(model="m", ponder=ponder, reasoning_effort=effort, default=base)

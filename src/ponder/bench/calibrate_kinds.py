@@ -179,7 +179,7 @@ async def draw_code(
         return Candidate(own, right, tokens)
 
     async def one(example: Example) -> CodeDraw:
-        has_tests = bool(request_tests(task.messages(example)[-1].content).cases)
+        has_tests = bool(request_tests(task.messages(example)[-1].content).count)
         greedy = await generate(example, 1, 0.0)
         first = await judge(example, greedy.choices[0].text, greedy.choices[0].completion_tokens)
         if not has_tests or first.own.all_passed:

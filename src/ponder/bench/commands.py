@@ -209,6 +209,13 @@ def bench_report(run_dir: str, prices: str | None) -> None:
 )
 @click.option("--chat-limit", type=int, default=40, show_default=True, help="Chat prompts used.")
 @click.option(
+    "--kinds-from",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Take the chat and code levels, and their calibration records, from this profile "
+    "(fitted earlier); --chat-data and --code-data refit a kind on top.",
+)
+@click.option(
     "--code-data",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
@@ -354,9 +361,17 @@ async def _fit_kinds(
 
     update: dict[str, Any] = {}
     calibration = dict(profile.calibration)
+    if opts["kinds_from"]:
+        fitted = load_profile(Path(opts["kinds_from"]))
+        update.update(chat=fitted.chat, code=fitted.code)
+        calibration.update({k: v for k, v in fitted.calibration.items() if k in ("chat", "code")})
     if opts["chat_data"]:
         path = Path(opts["chat_data"])
-        prompts = [str(row["prompt"]) for row in read_jsonl(path)][: opts["chat_limit"]]
+        prompts = [str(r["prompt"]) for r in read_jsonl(path) if "prompt" in r][
+            : opts["chat_limit"]
+        ]
+        if not prompts:
+            raise click.UsageError(f"--chat-data {path} has no prompts")
         click.echo(f"chat: one direct answer on {len(prompts)} prompts", err=True)
         chat = await fit_chat(
             prompts, backend, max_tokens=opts["max_tokens"], concurrency=opts["concurrency"]
@@ -369,6 +384,8 @@ async def _fit_kinds(
         task = HumanEval(sandbox)
         even = [e for e in task.load(path) if int(e.id.rsplit("/", 1)[-1]) % 2 == 0]
         examples = even[: opts["code_limit"]]
+        if not examples:
+            raise click.UsageError(f"--code-data {path} has no even-numbered tasks")
         click.echo(
             f"code: greedy and {opts['code_samples']} samples on {len(examples)} tasks", err=True
         )

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ponder.errors import InvalidRequestError
 from ponder.reasoning.ambiguity import Cue
 from ponder.reasoning.base import RunContext, StrategyResult
+from ponder.reasoning.ladder import Budget
 from ponder.reasoning.paths import question_of
 from ponder.types import GenerationRequest, Message
 
@@ -20,23 +22,46 @@ ASK = (
 )
 
 
-async def ask_back(
-    ctx: RunContext, request: GenerationRequest, cues: Sequence[Cue]
-) -> StrategyResult:
+def ask_request(
+    request: GenerationRequest, cues: Sequence[Cue], max_tokens: int
+) -> GenerationRequest:
+    """The call that writes the question."""
     missing = list(dict.fromkeys(c.missing for c in cues))
     prompt = ASK.format(missing="; and ".join(missing), question=question_of(request))
-    asked = await ctx.backend.generate(
-        request.replace(
-            messages=(Message("user", prompt),),
-            n=1,
-            sampling=request.sampling.replace(
-                temperature=0.0,
-                max_tokens=QUESTION_TOKENS,
-                logprobs=False,
-                top_logprobs=0,
-                stop=(),
-            ),
+    return request.replace(
+        messages=(Message("user", prompt),),
+        n=1,
+        sampling=request.sampling.replace(
+            temperature=0.0, max_tokens=max_tokens, logprobs=False, top_logprobs=0, stop=()
         ),
+    )
+
+
+def worst_case(request: GenerationRequest, cues: Sequence[Cue], cap: int | None) -> int:
+    tokens = min(QUESTION_TOKENS, cap) if cap else QUESTION_TOKENS
+    return ask_request(request, cues, tokens).prompt_token_bound() + tokens
+
+
+async def ask_back(
+    ctx: RunContext,
+    request: GenerationRequest,
+    cues: Sequence[Cue],
+    budget: Budget,
+    cap: int | None,
+) -> StrategyResult:
+    missing = list(dict.fromkeys(c.missing for c in cues))
+    tokens = min(QUESTION_TOKENS, cap) if cap else QUESTION_TOKENS
+    call = ask_request(request, cues, tokens)
+    spent = ctx.trace.usage
+    width, tokens = budget.largest(
+        spent.prompt_tokens, spent.completion_tokens, call.prompt_token_bound(), 1, tokens
+    )
+    if width == 0:
+        raise InvalidRequestError(
+            "the budget cannot pay for a clarifying question", param="ponder.budget_tokens"
+        )
+    asked = await ctx.backend.generate(
+        call.replace(sampling=call.sampling.replace(max_tokens=tokens)),
         label="clarifying question",
     )
     choice = asked.choices[0]

@@ -20,17 +20,20 @@ from ponder.reasoning.programs import extract_code
 from ponder.sandbox import ProgramSandbox, SandboxLimits
 
 MAX_TESTS = 32  # a request's tests beyond these are not run
-_FENCED = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
-_DEF = re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
-_CODE_START = re.compile(r"^(?:from\s+\S+\s+import|import\s|def\s|class\s|@)", re.MULTILINE)
-_DOCTEST = re.compile(r"^\s*>>>\s?(.*)$")
-_ARROWS = r"(?:==|➞|=>|->|➡|→|should\s+return|returns?)"
+_FENCED = re.compile(r"```(?:python|py)?[ \t]*+\n(.*?)```", re.DOTALL)
+_DEF = re.compile(r"^[ \t]*+(?:async\s++)?def\s++([A-Za-z_]\w*)\s*+\(", re.MULTILINE)
+_CODE_START = re.compile(r"^(?:from\s++\S+\s++import|import\s|def\s|class\s|@)", re.MULTILINE)
+_DOCTEST = re.compile(r"^\s*+>>>\s?(.*)$")
+_CONTINUATION = re.compile(r"^\s*+\.\.\.(?:\s(.*))?$")
+READ_CHARS = 100_000  # tests are read from this much of a request
+_ARROWS = r"(?:==|➞|=>|->|➡|→|should\s++return|returns?)"
 
 
 @dataclass(frozen=True, slots=True)
 class TestCase:
-    source: str  # an expression, or an assert statement when ``expected`` is None
-    expected: str | None
+    source: str  # an expression or statement (several lines for a doctest with "...")
+    expected: str | None  # the printed or returned value's text; None: it must not raise
+    counted: bool = True  # False: a doctest's setup line, run but not scored
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,11 @@ class RequestTests:
     code: str  # the code the request gave (a signature and docstring), or ""
     cases: tuple[TestCase, ...]
     functions: tuple[str, ...]  # the functions the request's code defines
+
+    @property
+    def count(self) -> int:
+        """The tests that are scored (a doctest's setup lines are run, not scored)."""
+        return sum(c.counted for c in self.cases)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,49 +71,62 @@ def request_code(text: str) -> str:
 
 
 def request_tests(text: str) -> RequestTests:
+    text = text[:READ_CHARS]
     code = request_code(text)
     functions = tuple(dict.fromkeys(_DEF.findall(code)))
+    example = _worked_example(functions)
     cases: list[TestCase] = []
     lines = text.splitlines()
     i = 0
-    while i < len(lines) and len(cases) < MAX_TESTS:
-        line = lines[i]
-        doctest = _DOCTEST.match(line)
+    while i < len(lines) and sum(c.counted for c in cases) < MAX_TESTS:
+        doctest = _DOCTEST.match(lines[i])
+        i += 1
         if doctest:
-            source, expected_lines = doctest.group(1).strip(), []
-            i += 1
+            source = [doctest.group(1).rstrip()]
+            while i < len(lines) and (more := _CONTINUATION.match(lines[i])):
+                source.append(more.group(1).rstrip())
+                i += 1
+            expected: list[str] = []
             while i < len(lines) and lines[i].strip() and not _DOCTEST.match(lines[i]):
                 if lines[i].strip() in ('"""', "'''"):
                     break
-                expected_lines.append(lines[i].strip())
+                expected.append(lines[i].strip())
                 i += 1
-            if source and expected_lines:
-                cases.append(TestCase(source, "\n".join(expected_lines)))
+            if source[0].strip():
+                joined = "\n".join(source).strip()
+                # A line with no output sets up the next (``>>> s = Stack()``): run, not scored.
+                cases.append(TestCase(joined, "\n".join(expected) or None, bool(expected)))
             continue
-        stripped = line.strip()
+        stripped = lines[i - 1].strip()
         if stripped.startswith("assert "):
             cases.append(TestCase(stripped, None))
-        elif functions:
-            example = re.match(
-                rf"^\s*(?:#|-|\*|[A-Za-z][\w ]{{0,20}}:)?\s*((?:{'|'.join(map(re.escape, functions))})\(.*\))"
-                rf"\s*{_ARROWS}\s*(.+?)\s*$",
-                line,
-            )
-            if example:
-                cases.append(TestCase(example.group(1), example.group(2).rstrip(".")))
-        i += 1
+        elif example is not None and (found := example.match(lines[i - 1])):
+            cases.append(TestCase(found.group(1), found.group(2).strip().rstrip(".")))
     return RequestTests(code=code, cases=tuple(cases), functions=functions)
+
+
+def _worked_example(functions: tuple[str, ...]) -> re.Pattern[str] | None:
+    """``f(2) == 4``, ``f(2) ➞ 4``, ``- f(2) => 4`` for a function the request defines."""
+    if not functions:
+        return None
+    names = "|".join(map(re.escape, functions))
+    return re.compile(
+        rf"^[ \t]*+(?:(?:#|-|\*|[A-Za-z][\w ]{{0,20}}:)[ \t]*+)?((?:{names})\(.*\))"
+        rf"\s*+{_ARROWS}\s*+(.+)$"
+    )
 
 
 def candidate_program(reply: str, tests: RequestTests) -> str:
     """The program a reply offers: its longest code block (or the reply), after the request's
     own code when the reply leaves out a function the request defined."""
     code = extract_code(reply) or reply
-    missing = [name for name in tests.functions if not re.search(rf"\bdef\s+{name}\s*\(", code)]
+    missing = [name for name in tests.functions if not re.search(rf"\bdef\s++{name}\s*+\(", code)]
     return f"{tests.code}\n\n{code}" if missing and tests.code else code
 
 
 _HARNESS = """
+import contextlib as _contextlib
+import io as _io
 import json as _json
 _cases = _json.loads({cases!r})
 _ns = {{"__name__": "__candidate__"}}
@@ -114,22 +135,34 @@ try:
 except BaseException as _error:
     print({marker!r} + _json.dumps({{"loaded": False, "detail": repr(_error)[:200]}}))
     raise SystemExit(0)
-_passed = 0
-for _source, _expected in _cases:
-    try:
-        if _expected is None:
+
+
+def _run(_source):
+    _out = _io.StringIO()
+    with _contextlib.redirect_stdout(_out):
+        try:
+            _code = compile(_source, "<test>", "eval")
+        except SyntaxError:
             exec(compile(_source, "<test>", "exec"), _ns)
-            _ok = True
-        else:
-            _got = eval(compile(_source, "<test>", "eval"), _ns)
+            return None, _out.getvalue()
+        return eval(_code, _ns), _out.getvalue()
+
+
+_passed = 0
+for _source, _expected, _counted in _cases:
+    try:
+        _got, _printed = _run(_source)
+        _ok = _expected is None
+        if not _ok:
             try:
-                _ok = _got == eval(compile(_expected, "<expected>", "eval"), _ns)
+                _ok = bool(_got == eval(compile(_expected, "<expected>", "eval"), _ns))
             except BaseException:
                 _ok = False
-            _ok = bool(_ok) or repr(_got) == _expected or str(_got) == _expected
+            _ok = _ok or repr(_got) == _expected or (_got is None and _printed.strip() == _expected)
     except BaseException:
         _ok = False
-    _passed += 1 if _ok else 0
+    if _counted and _ok:
+        _passed += 1
 print({marker!r} + _json.dumps({{"loaded": True, "passed": _passed}}))
 """
 
@@ -138,9 +171,9 @@ async def score(
     sandbox: ProgramSandbox, program: str, tests: RequestTests, seconds: float = 5.0
 ) -> Score:
     """How many of the request's tests ``program`` passes, run in the sandbox."""
-    total = len(tests.cases)
+    total = tests.count
     marker = f"__ponder_tests_{secrets.token_hex(8)}__"
-    cases = json.dumps([[c.source, c.expected] for c in tests.cases])
+    cases = json.dumps([[c.source, c.expected, c.counted] for c in tests.cases])
     harness = _HARNESS.format(cases=cases, code=program, marker=marker)
     result = await sandbox.run(
         harness, SandboxLimits(wall_seconds=seconds, cpu_seconds=max(1, int(seconds)))
@@ -153,9 +186,14 @@ async def score(
             else (result.stderr.strip().splitlines() or ["no result"])[-1]
         )
         return Score(0, total, False, why[:200])
+    # The line comes from the candidate's process, so it is read as hostile: bounded, and
+    # anything but the two plain fields is unreadable.
     try:
-        reported = json.loads(lines[-1][len(marker) :])
-        passed = min(max(int(reported.get("passed", 0)), 0), total)
-        return Score(passed, total, bool(reported["loaded"]), str(reported.get("detail", "")))
-    except (ValueError, KeyError, TypeError, AttributeError):
+        reported = json.loads(lines[-1][len(marker) :][:400])
+        passed, loaded = reported.get("passed", 0), reported["loaded"]
+        if not isinstance(passed, int) or not isinstance(loaded, bool):
+            raise ValueError("not a count")
+        detail = str(reported.get("detail", ""))[:200]
+        return Score(min(max(passed, 0), total), total, loaded, detail)
+    except Exception:  # a forged line: too deep, not JSON, not a mapping
         return Score(0, total, False, "unreadable result")

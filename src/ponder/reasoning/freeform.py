@@ -7,15 +7,27 @@ compared as strings).
 
 from __future__ import annotations
 
+from ponder.errors import InvalidRequestError
 from ponder.reasoning.base import RunContext, StrategyResult
 from ponder.reasoning.confidence import mean_confidence
 from ponder.reasoning.ladder import Budget
 from ponder.reasoning.paths import question_of
 from ponder.reasoning.profile import ChatEffort
-from ponder.reasoning.semantic import usc_select
+from ponder.reasoning.semantic import usc_prompt_bound, usc_select
 from ponder.types import Choice, GenerationRequest
 
 SELECT_TOKENS = 64  # what the selection call may write
+SHOWN_BYTES = 2048  # of each answer, to the selection call
+
+
+def worst_case(request: GenerationRequest, effort: ChatEffort, max_tokens: int) -> int:
+    """The most a chat request can spend at this level: its answers and the selection."""
+    prompt = request.prompt_token_bound()
+    total = prompt + max_tokens
+    if effort.samples:
+        selection = usc_prompt_bound(question_of(request), effort.samples + 1, SHOWN_BYTES)
+        total += prompt + effort.samples * max_tokens + selection + SELECT_TOKENS
+    return total
 
 
 async def answer_directly(
@@ -25,28 +37,40 @@ async def answer_directly(
     budget: Budget,
     max_tokens: int,
 ) -> StrategyResult:
-    prompt_bound = sum(len(m.content) for m in request.messages) + 64
-    _, tokens = budget.largest(0, 0, prompt_bound, 1, max_tokens)
-    first = await _answers(ctx, request, 1, 0.0, tokens or max_tokens, effort.top_logprobs)
-    confidence = mean_confidence(first[0].logprobs)
+    prompt = request.prompt_token_bound()
+    usage = ctx.trace.usage
+    width, tokens = budget.largest(
+        usage.prompt_tokens, usage.completion_tokens, prompt, 1, max_tokens
+    )
+    if width == 0:
+        raise InvalidRequestError(
+            "the budget cannot pay for a single answer", param="ponder.budget_tokens"
+        )
+    first = await _answers(ctx, request, 1, 0.0, tokens, effort.top_logprobs)
+    logprobs = first[0].logprobs
+    confidence = mean_confidence(logprobs)
     ctx.progress(f"direct answer (confidence {confidence:.2f})")
     details: dict[str, object] = {"rungs": ["first"], "first_confidence": round(confidence, 4)}
-    if confidence >= effort.accept_confidence or effort.samples == 0:
+    if not logprobs or confidence >= effort.accept_confidence or effort.samples == 0:
+        # Without logprobs there is nothing to judge the answer by: it stands.
         details["stop"] = (
-            "confident direct answer" if effort.samples else "one answer at this level"
+            "one answer at this level"
+            if effort.samples == 0
+            else "no logprobs to judge by"
+            if not logprobs
+            else "confident direct answer"
         )
+        details["decision"] = f"a chat request: answered directly (confidence {confidence:.2f})"
         return _result(ctx, first[0], details)
-    spent = ctx.trace.usage
-    prompt = spent.prompt_tokens
+    usage = ctx.trace.usage
     width, tokens = budget.largest(
-        spent.prompt_tokens, spent.completion_tokens, prompt, effort.samples, max_tokens
+        usage.prompt_tokens, usage.completion_tokens, prompt, effort.samples, max_tokens
     )
-    # The selection shows every answer again: its prompt is bounded by their characters.
-    select_bound = prompt + (width + 1) * tokens * 4 + 256
+    selection = usc_prompt_bound(question_of(request), width + 1, SHOWN_BYTES)
     if width == 0 or not budget.fits(
-        spent.prompt_tokens + prompt,
-        spent.completion_tokens + width * tokens,
-        select_bound,
+        usage.prompt_tokens + prompt + selection,
+        usage.completion_tokens + width * tokens,
+        0,
         SELECT_TOKENS,
     ):
         details["stop"] = "budget spent"
@@ -55,7 +79,11 @@ async def answer_directly(
     more = await _answers(ctx, request, width, effort.temperature, tokens, 0)
     candidates = first + more
     chosen = await usc_select(
-        ctx, question_of(request), [c.text for c in candidates], max_tokens=SELECT_TOKENS
+        ctx,
+        question_of(request),
+        [c.text for c in candidates],
+        max_tokens=SELECT_TOKENS,
+        limit=SHOWN_BYTES,
     )
     details.update(
         rungs=["first", "samples", "select"],

@@ -22,18 +22,40 @@ from typing import Literal
 from ponder.reasoning.ambiguity import Cue, ambiguity_cues
 from ponder.types import Message
 
+# Only the start of a long message is read: what decides the kind shows early, and the cost
+# of the decision stays bounded whatever a request carries.
+CLASSIFIED_CHARS = 20_000
+
 RequestKind = Literal["chat", "checkable", "code", "ambiguous"]
 KINDS: tuple[RequestKind, ...] = ("chat", "checkable", "code", "ambiguous")
 
 _CODE_GIVEN = re.compile(
-    r"```|^\s*(?:def|class|import|from\s+\S+\s+import|async\s+def)\s|^\s*>>>\s", re.MULTILINE
+    r"```|^[ \t]*+(?:def|class|import|from\s++\S+\s++import|async\s++def)\s|^[ \t]*+>>>\s",
+    re.MULTILINE,
 )
 _CODE_ASKED = re.compile(
-    r"\b(?:write|implement|complete|create|code|generate|give\s+me)\s+(?:\w+\s+){0,3}?"
-    r"(?:function|program|script|class|method|regex|regular\s+expression|sql\s+query|"
-    r"query|unit\s+tests?|snippet|code|decorator|generator|one-liner|algorithm)\b|"
-    r"\bin\s+(?:python|javascript|typescript|java|rust|go|c\+\+|c#|sql|bash|ruby)\b|"
-    r"\b(?:python|javascript|typescript|rust|bash)\s+(?:function|script|program|code|class)\b",
+    r"\b(?:write|implement|complete|create|code|generate|give\s++me)\s++(?:\w+\s++){0,3}?"
+    r"(?:function|program|script|class|method|regex|regular\s++expression|sql\s++query|"
+    r"query|unit\s++tests?|snippet|code|decorator|generator|one-liner|algorithm)\b|"
+    r"\b(?:python|javascript|typescript|rust|bash)\s++(?:function|script|program|code|class)\b",
+    re.IGNORECASE,
+)
+_IN_LANGUAGE = re.compile(
+    r"\bin\s++(?:python|javascript|typescript|java|rust|go|c\+\+|c#|sql|bash|ruby)\b", re.IGNORECASE
+)
+_CODE_WORD = re.compile(
+    r"\b(?:function|code|program|script|implement|class|method|loop|list|lists|string|strings|"
+    r"array|dict|dictionary|reverse|sort|parse|regex|error|exception|compile|library|module|"
+    r"variable|file|files|json|api|query|recursion|iterate|print)\b",
+    re.IGNORECASE,
+)
+# Arithmetic words that a question over several numbers needs before it counts as maths:
+# "What happened in 1914, 1918 and 1939?" has numbers and asks nothing to compute.
+_MATH_WORD = re.compile(
+    r"\$|%|\b(?:total|each|per|more|less|fewer|times|cost|costs|price|pay|pays|paid|percent|half|"
+    r"twice|remaining|left|altogether|spend|spends|spent|earn|earns|sum|average|how\s++many|"
+    r"how\s++much|how\s++long|how\s++far|difference|divided|split|share|rate|speed|percentage|"
+    r"weight|distance|age|older|younger|final|original|number|double|triple|quadruples?)\b",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(
@@ -43,16 +65,16 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 _ARITHMETIC = re.compile(
-    r"\d\s*[-+*/×÷^%]\s*\d|\d\s*(?:%|percent)\s+of\s+\$?\d|\bsquare\s+root\b|\bfactorial\b",
+    r"\d\s*+[-+*/×÷^%]\s*+\d|\d\s*+(?:%|percent)\s++of\s++\$?\d|\bsquare\s++root\b|\bfactorial\b",
     re.IGNORECASE,
 )
 _ASKS_FOR_AMOUNT = re.compile(
-    r"\bhow\s+(?:much|many|long|far|fast|old|tall|heavy|often)\b|\bwhat\s+(?:is|was|are|were)\s+"
-    r"(?:the\s+)?(?:new\s+)?(?:total|sum|difference|height|distance|age|weight|length|width|"
+    r"\bhow\s++(?:much|many|long|far|fast|old|tall|heavy|often)\b|\bwhat\s++(?:is|was|are|were)\s++"
+    r"(?:the\s++)?(?:new\s++)?(?:total|sum|difference|height|distance|age|weight|length|width|"
     r"product|average|mean|median|ratio|percentage|"
     r"probability|area|volume|perimeter|speed|cost|price|value|remainder|number)\b|"
-    r"\b(?:calculate|compute|solve|evaluate|simplify|convert|find\s+the|what\s+percent|"
-    r"how\s+much\s+more)\b",
+    r"\b(?:calculate|compute|solve|evaluate|simplify|convert|find\s++the|what\s++percent|"
+    r"how\s++much\s++more)\b",
     re.IGNORECASE,
 )
 
@@ -74,7 +96,7 @@ def classify_request(
     messages: Sequence[Message], answer_format: str = "auto", *, detect_ambiguity: bool = True
 ) -> KindDecision:
     """The request's kind from its last user message (and whether it is a first turn)."""
-    text = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    text = next((m.content for m in reversed(messages) if m.role == "user"), "")[:CLASSIFIED_CHARS]
     missing = ambiguity_cues(messages) if detect_ambiguity else ()
     if missing:
         return KindDecision("ambiguous", tuple(f"{c.kind}: {c.span}" for c in missing), missing)
@@ -82,7 +104,7 @@ def classify_request(
         return KindDecision("checkable", (f"answer_format={answer_format}",))
     if _CODE_GIVEN.search(text):
         return KindDecision("code", ("code in the request",))
-    asked = _CODE_ASKED.search(text)
+    asked = _CODE_ASKED.search(text) or (_IN_LANGUAGE.search(text) and _CODE_WORD.search(text))
     if asked:
         return KindDecision("code", (f"asks for code: {asked.group(0)}",))
     if _ARITHMETIC.search(text):
@@ -91,6 +113,6 @@ def classify_request(
     if amount and _NUMBER.search(text):
         return KindDecision("checkable", (f"a number asked from numbers: {amount.group(0)}",))
     numbers = _NUMBER.findall(text)
-    if len(numbers) >= 3 and _QUESTION.search(text):
+    if len(numbers) >= 2 and _QUESTION.search(text) and _MATH_WORD.search(text):
         return KindDecision("checkable", (f"a question over {len(numbers)} numbers",))
     return KindDecision("chat", ("no program, tests or numbers to check",))

@@ -88,19 +88,38 @@ def select_strategy(
     raw = ponder if ponder is not None else from_name
     if raw is not None and "strategy" in raw:
         return Selection(StrategySpec.parse(raw, registry), base, "request")
-    if raw:
-        # Options without a strategy ({"clarify": false}) tune the one that would run.
-        chosen = _unnamed(base, reasoning_effort, effort_map, default, registry)
-        if chosen.spec is None:
-            raise InvalidRequestError(
-                "ponder options without ponder.strategy tune the default strategy, and this "
-                "request has none; name one in ponder.strategy",
-                param="ponder.strategy",
-            )
-        tuned = effort_map[reasoning_effort] if reasoning_effort is not None else default
-        merged = {**(tuned or {}), **raw}
-        return Selection(StrategySpec.parse(merged, registry), base, "request")
+    if raw is not None:
+        return _tuned(raw, base, reasoning_effort, effort_map, default, registry)
     return _unnamed(base, reasoning_effort, effort_map, default, registry)
+
+
+def _tuned(
+    raw: Mapping[str, Any],
+    base: str,
+    reasoning_effort: str | None,
+    effort_map: Mapping[str, Mapping[str, Any] | None],
+    default: Mapping[str, Any] | None,
+    registry: StrategyRegistry | None,
+) -> Selection:
+    """Options without a strategy (``{"clarify": false}``) tune the strategy the request
+    would get anyway; who chose it stays the same, so a request the default would pass
+    straight to the model (one with tools, say) still is."""
+    if not raw or "over" in raw:
+        raise InvalidRequestError(
+            "ponder.strategy is required" + (" with ponder.over" if raw else ""),
+            param="ponder.strategy",
+        )
+    chosen = _unnamed(base, reasoning_effort, effort_map, default, registry)
+    tuned = effort_map[reasoning_effort] if reasoning_effort is not None else default
+    if chosen.spec is None or tuned is None:
+        why = f"reasoning_effort {reasoning_effort!r}" if reasoning_effort else "the default"
+        raise InvalidRequestError(
+            f"ponder options without ponder.strategy tune the strategy the request would get, "
+            f"and with {why} it gets none; name one in ponder.strategy",
+            param="ponder.strategy",
+        )
+    spec = StrategySpec.parse({**tuned, **raw}, registry)
+    return Selection(spec, base, chosen.source)
 
 
 def _unnamed(

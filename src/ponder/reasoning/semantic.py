@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from ponder.reasoning.base import RunContext
-from ponder.types import GenerationRequest, Message, SamplingParams
+from ponder.types import TEMPLATE_TOKENS_PER_MESSAGE, GenerationRequest, Message, SamplingParams
 
 USC_PROMPT = (
     "I have generated the following responses to the question: {question}\n\n{responses}\n\n"
@@ -30,13 +30,37 @@ def parse_selection(text: str, count: int) -> int | None:
     return index if 0 <= index < count else None
 
 
+def shown(text: str, limit: int | None) -> str:
+    """A response as the selector sees it: at most ``limit`` bytes of it."""
+    text = text.strip()
+    return text if limit is None else text.encode()[:limit].decode("utf-8", "ignore")
+
+
+def usc_prompt_bound(question: str, count: int, limit: int) -> int:
+    """An upper bound on the selection call's prompt tokens (a token is at least a byte) when
+    each of ``count`` responses is shown at most ``limit`` bytes."""
+    listing = count * (limit + len("Response 99:\n\n"))
+    return (
+        len(USC_PROMPT.encode())
+        + len(question.encode())
+        + listing
+        + TEMPLATE_TOKENS_PER_MESSAGE * 3
+    )
+
+
 async def usc_select(
-    ctx: RunContext, question: str, texts: Sequence[str], *, max_tokens: int = 64
+    ctx: RunContext,
+    question: str,
+    texts: Sequence[str],
+    *,
+    max_tokens: int = 64,
+    limit: int | None = None,
 ) -> int:
-    """Index of the response the model judges most consistent with the rest (0 if unparsable)."""
+    """Index of the response the model judges most consistent with the rest (0 if unparsable);
+    ``limit`` bounds the bytes of each response shown."""
     if len(texts) <= 1:
         return 0
-    listing = "\n\n".join(f"Response {i + 1}:\n{t.strip()}" for i, t in enumerate(texts))
+    listing = "\n\n".join(f"Response {i + 1}:\n{shown(t, limit)}" for i, t in enumerate(texts))
     request = GenerationRequest(
         messages=(Message("user", USC_PROMPT.format(question=question, responses=listing)),),
         sampling=SamplingParams(temperature=0.0, max_tokens=max_tokens),

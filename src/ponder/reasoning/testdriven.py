@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import asyncio
 
+from ponder.errors import InvalidRequestError
 from ponder.reasoning.base import RunContext, StrategyResult
 from ponder.reasoning.code_tests import Score, candidate_program, request_tests, score
 from ponder.reasoning.ladder import Budget
 from ponder.reasoning.paths import question_of
 from ponder.reasoning.profile import CodeEffort
 from ponder.types import Choice, GenerationRequest
+
+
+def worst_case(request: GenerationRequest, effort: CodeEffort, max_tokens: int) -> int:
+    """The most a code request can spend at this level: the greedy program and the samples."""
+    prompt = request.prompt_token_bound()
+    return prompt + max_tokens + (prompt + effort.samples * max_tokens if effort.samples else 0)
 
 
 async def solve_code(
@@ -26,14 +33,21 @@ async def solve_code(
     max_tokens: int,
 ) -> StrategyResult:
     tests = request_tests(question_of(request))
-    prompt_bound = sum(len(m.content) for m in request.messages) + 64
-    _, tokens = budget.largest(0, 0, prompt_bound, 1, max_tokens)
-    greedy = await _generate(ctx, request, 1, 0.0, tokens or max_tokens, "greedy program")
+    prompt = request.prompt_token_bound()
+    spent = ctx.trace.usage
+    width, tokens = budget.largest(
+        spent.prompt_tokens, spent.completion_tokens, prompt, 1, max_tokens
+    )
+    if width == 0:
+        raise InvalidRequestError(
+            "the budget cannot pay for a single answer", param="ponder.budget_tokens"
+        )
+    greedy = await _generate(ctx, request, 1, 0.0, tokens, "greedy program")
     candidates: list[Choice] = list(greedy)
-    details: dict[str, object] = {"rungs": ["first"], "tests": len(tests.cases)}
+    details: dict[str, object] = {"rungs": ["first"], "tests": tests.count}
     sandbox = await ctx.services.sandbox.status()
-    if not tests.cases or not sandbox.available:
-        why = "the request has no tests" if not tests.cases else f"not run: {sandbox.detail}"
+    if not tests.count or not sandbox.available:
+        why = "the request has no tests" if not tests.count else f"not run: {sandbox.detail}"
         details["stop"] = why
         details["decision"] = f"a code request: one greedy program ({why})"
         return _result(ctx, candidates[0], details)
@@ -45,7 +59,6 @@ async def solve_code(
     if not scores[0].all_passed:
         stop = "no samples at this level"
         spent = ctx.trace.usage
-        prompt = spent.prompt_tokens
         width, tokens = budget.largest(
             spent.prompt_tokens, spent.completion_tokens, prompt, effort.samples, max_tokens
         )
@@ -73,7 +86,7 @@ async def solve_code(
         decision=f"a code request: program {best + 1} of {len(candidates)} kept, "
         f"{_summary(scores[best])} ({stop})",
     )
-    ctx.trace.note("tests", passed=[s.passed for s in scores], total=len(tests.cases), chosen=best)
+    ctx.trace.note("tests", passed=[s.passed for s in scores], total=tests.count, chosen=best)
     ctx.progress(f"chose program {best + 1}: {_summary(scores[best])}")
     return _result(ctx, candidates[best], details)
 

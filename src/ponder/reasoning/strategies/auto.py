@@ -25,7 +25,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ponder.reasoning.asking import QUESTION_TOKENS, ask_back
+from ponder.reasoning import asking, freeform, testdriven
+from ponder.reasoning.asking import ask_back
 from ponder.reasoning.base import (
     ModelUse,
     RunContext,
@@ -34,7 +35,7 @@ from ponder.reasoning.base import (
     StrategyParams,
     StrategyResult,
 )
-from ponder.reasoning.freeform import SELECT_TOKENS, answer_directly
+from ponder.reasoning.freeform import answer_directly
 from ponder.reasoning.kinds import KindDecision, classify_request
 from ponder.reasoning.ladder import Budget, solve_checkable, without_programs
 from ponder.reasoning.profile import AutoProfile, EffortProfile, builtin_profile
@@ -92,8 +93,7 @@ async def _chat(
     cap: int | None,
 ) -> StrategyResult:
     effort = profile.chat_effort(params.effort)
-    max_tokens = min(effort.max_tokens, cap) if cap else effort.max_tokens
-    return await answer_directly(ctx, request, effort, budget, max_tokens)
+    return await answer_directly(ctx, request, effort, budget, cap or effort.max_tokens)
 
 
 async def _code(
@@ -105,8 +105,7 @@ async def _code(
     cap: int | None,
 ) -> StrategyResult:
     effort = profile.code_effort(params.effort)
-    max_tokens = min(effort.max_tokens, cap) if cap else effort.max_tokens
-    return await solve_code(ctx, request, effort, budget, max_tokens)
+    return await solve_code(ctx, request, effort, budget, cap or effort.max_tokens)
 
 
 SOLVERS: Mapping[str, Solver] = MappingProxyType(
@@ -142,23 +141,18 @@ class Auto(Strategy):
         profile = self.profile or services.auto_profile or builtin_profile()
         effort = profile.effort(params.effort)
         cap = params.max_tokens or request.sampling.max_tokens
-        _, answered_as = decide(request, params)
-        prompt = request.prompt_token_bound(PAL_SYSTEM)  # the longest system any call adds
+        decision, answered_as = decide(request, params)
         if answered_as == "ask":
-            total = prompt + 512 + QUESTION_TOKENS
+            total = asking.worst_case(request, decision.missing, cap)
         elif answered_as == "chat":
             chat = profile.chat_effort(params.effort)
-            tokens = min(chat.max_tokens, cap) if cap else chat.max_tokens
-            total = prompt + tokens
-            if chat.samples:
-                answers = (chat.samples + 1) * tokens
-                total += prompt + chat.samples * tokens + prompt + answers * 4 + 256 + SELECT_TOKENS
+            total = freeform.worst_case(request, chat, cap or chat.max_tokens)
         elif answered_as == "code":
             code = profile.code_effort(params.effort)
-            tokens = min(code.max_tokens, cap) if cap else code.max_tokens
-            total = prompt + tokens + (prompt + code.samples * tokens if code.samples else 0)
+            total = testdriven.worst_case(request, code, cap or code.max_tokens)
         else:
-            total = _ladder_worst_case(effort, prompt, cap)
+            # The longest system prompt the ladder adds is the program one.
+            total = _ladder_worst_case(effort, request.prompt_token_bound(PAL_SYSTEM), cap)
         budget = params.budget_tokens or effort.budget_tokens
         return min(total, budget) if budget else total
 
@@ -189,7 +183,7 @@ class Auto(Strategy):
         )
         ctx.progress(f"request kind: {decision.kind} ({'; '.join(decision.cues)})")
         if answered_as == "ask":
-            result = await ask_back(ctx, request, decision.missing)
+            result = await ask_back(ctx, request, decision.missing, budget, cap)
         else:
             result = await SOLVERS[answered_as](ctx, request, params, profile, budget, cap)
             if decision.kind == "ambiguous":
