@@ -182,12 +182,12 @@ def strategy_of(way: str) -> tuple[dict[str, Any] | None, float | None]:
         return None, 0.0
     if way == "cot":
         return {"strategy": "cot"}, None
-    if way == "sc8":
-        return {"strategy": "self-consistency", "n": 8}, None
+    if way in ("sc8", "sc16"):
+        return {"strategy": "self-consistency", "n": int(way[2:])}, None
     name, _, effort = way.partition(":")
     if name == "auto" and effort in EFFORTS:
         return {"strategy": "auto", "effort": effort}, None
-    raise ValueError(f"unknown way {way!r}: auto:<{'|'.join(EFFORTS)}>, cot, sc8 or greedy")
+    raise ValueError(f"unknown way {way!r}: auto:<{'|'.join(EFFORTS)}>, cot, sc8, sc16 or greedy")
 
 
 # -- grading -------------------------------------------------------------------------------

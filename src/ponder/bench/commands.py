@@ -283,7 +283,12 @@ def calibrate(config: PonderConfig, /, **opts: Any) -> None:
     async def run() -> tuple[Any, AutoProfile]:
         registry = BackendRegistry(config)
         try:
-            backend = await registry.get(name, progress=download_bar(f"assembling {name}"))
+            needs_model = opts["data"] or opts["chat_data"] or opts["code_data"]
+            backend = (
+                await registry.get(name, progress=download_bar(f"assembling {name}"))
+                if needs_model
+                else None
+            )
             result = (
                 await _fit_ladder(config, opts, name, backend, command) if opts["data"] else None
             )
@@ -310,7 +315,7 @@ def calibrate(config: PonderConfig, /, **opts: Any) -> None:
 
 
 async def _fit_ladder(
-    config: PonderConfig, opts: dict[str, Any], name: str, backend: Backend, command: str
+    config: PonderConfig, opts: dict[str, Any], name: str, backend: Backend | None, command: str
 ) -> Any:
     from ponder.bench.bank import SampleBank
     from ponder.bench.calibrate import calibrate as fit
@@ -323,6 +328,7 @@ async def _fit_ladder(
     end = opts["offset"] + opts["limit"]
     examples = rows[opts["offset"] : end]
     screen = rows[end : end + opts["screen"]]
+    assert backend is not None  # fitting a ladder draws paths
     return await fit(
         task,
         examples,
@@ -350,7 +356,7 @@ async def _fit_ladder(
 async def _fit_kinds(
     config: PonderConfig,
     opts: dict[str, Any],
-    backend: Backend,
+    backend: Backend | None,
     profile: AutoProfile,
     command: str,
 ) -> AutoProfile:
@@ -365,7 +371,7 @@ async def _fit_kinds(
         fitted = load_profile(Path(opts["kinds_from"]))
         update.update(chat=fitted.chat, code=fitted.code)
         calibration.update({k: v for k, v in fitted.calibration.items() if k in ("chat", "code")})
-    if opts["chat_data"]:
+    if opts["chat_data"] and backend is not None:
         path = Path(opts["chat_data"])
         prompts = [str(r["prompt"]) for r in read_jsonl(path) if "prompt" in r][
             : opts["chat_limit"]
@@ -378,7 +384,7 @@ async def _fit_kinds(
         )
         update["chat"] = chat.efforts
         calibration["chat"] = {"data": path.name, "command": command, **chat.summary}
-    if opts["code_data"]:
+    if opts["code_data"] and backend is not None:
         path = Path(opts["code_data"])
         sandbox = Sandbox(config.sandbox)
         task = HumanEval(sandbox)

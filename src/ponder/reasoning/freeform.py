@@ -11,6 +11,7 @@ from ponder.errors import InvalidRequestError
 from ponder.reasoning.base import RunContext, StrategyResult
 from ponder.reasoning.confidence import mean_confidence
 from ponder.reasoning.ladder import Budget
+from ponder.reasoning.outcome import result_from_choice
 from ponder.reasoning.paths import question_of
 from ponder.reasoning.profile import ChatEffort
 from ponder.reasoning.semantic import usc_prompt_bound, usc_select
@@ -61,7 +62,7 @@ async def answer_directly(
             else "confident direct answer"
         )
         details["decision"] = f"a chat request: answered directly (confidence {confidence:.2f})"
-        return _result(ctx, first[0], details)
+        return result_from_choice(ctx, first[0], details)
     usage = ctx.trace.usage
     width, tokens = budget.largest(
         usage.prompt_tokens, usage.completion_tokens, prompt, effort.samples, max_tokens
@@ -75,7 +76,7 @@ async def answer_directly(
     ):
         details["stop"] = "budget spent"
         details["decision"] = "a chat request: answered directly; the budget left no room for more"
-        return _result(ctx, first[0], details)
+        return result_from_choice(ctx, first[0], details)
     more = await _answers(ctx, request, width, effort.temperature, tokens, 0)
     candidates = first + more
     chosen = await usc_select(
@@ -93,7 +94,7 @@ async def answer_directly(
         f"{width} more were sampled and answer {chosen + 1} of {len(candidates)} was kept as "
         "the most consistent",
     )
-    return _result(ctx, candidates[chosen], details)
+    return result_from_choice(ctx, candidates[chosen], details)
 
 
 async def _answers(
@@ -116,15 +117,3 @@ async def _answers(
     label = "direct answer" if n == 1 and temperature == 0.0 else f"{n} more answers"
     completion = await ctx.backend.generate(sub, label=label)
     return list(completion.choices)
-
-
-def _result(ctx: RunContext, choice: Choice, details: dict[str, object]) -> StrategyResult:
-    return StrategyResult(
-        text=choice.text,
-        answer=None,
-        reasoning="",
-        usage=ctx.trace.usage,
-        trace=ctx.trace,
-        details=details,
-        shown_tokens=choice.completion_tokens,
-    )

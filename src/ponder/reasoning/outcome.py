@@ -1,10 +1,26 @@
-"""The result of a vote over sampled paths: the first path that reached the winner."""
+"""A strategy's result: the first path that reached a vote's winner, or one chosen reply."""
 
 from __future__ import annotations
 
 from ponder.reasoning.base import RunContext, StrategyResult
 from ponder.reasoning.paths import Path
 from ponder.reasoning.voting import Vote
+from ponder.types import Choice
+
+
+def result_from_choice(
+    ctx: RunContext, choice: Choice, details: dict[str, object]
+) -> StrategyResult:
+    """One chosen reply as the answer, shown as written (no answer is extracted)."""
+    return StrategyResult(
+        text=choice.text,
+        answer=None,
+        reasoning="",
+        usage=ctx.trace.usage,
+        trace=ctx.trace,
+        details=details,
+        shown_tokens=choice.completion_tokens,
+    )
 
 
 def result_from_vote(

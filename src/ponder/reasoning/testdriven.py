@@ -14,6 +14,7 @@ from ponder.errors import InvalidRequestError
 from ponder.reasoning.base import RunContext, StrategyResult
 from ponder.reasoning.code_tests import Score, candidate_program, request_tests, score
 from ponder.reasoning.ladder import Budget
+from ponder.reasoning.outcome import result_from_choice
 from ponder.reasoning.paths import question_of
 from ponder.reasoning.profile import CodeEffort
 from ponder.types import Choice, GenerationRequest
@@ -50,7 +51,7 @@ async def solve_code(
         why = "the request has no tests" if not tests.count else f"not run: {sandbox.detail}"
         details["stop"] = why
         details["decision"] = f"a code request: one greedy program ({why})"
-        return _result(ctx, candidates[0], details)
+        return result_from_choice(ctx, candidates[0], details)
     scores = [
         await score(ctx.services.sandbox, candidate_program(candidates[0].text, tests), tests)
     ]
@@ -88,7 +89,7 @@ async def solve_code(
     )
     ctx.trace.note("tests", passed=[s.passed for s in scores], total=tests.count, chosen=best)
     ctx.progress(f"chose program {best + 1}: {_summary(scores[best])}")
-    return _result(ctx, candidates[best], details)
+    return result_from_choice(ctx, candidates[best], details)
 
 
 async def _generate(
@@ -113,15 +114,3 @@ def _summary(result: Score) -> str:
     if not result.loaded:
         return f"did not load ({result.detail})"
     return f"passing {result.passed} of the request's {result.total} tests"
-
-
-def _result(ctx: RunContext, choice: Choice, details: dict[str, object]) -> StrategyResult:
-    return StrategyResult(
-        text=choice.text,
-        answer=None,
-        reasoning="",
-        usage=ctx.trace.usage,
-        trace=ctx.trace,
-        details=details,
-        shown_tokens=choice.completion_tokens,
-    )
