@@ -101,3 +101,36 @@ def test_json_is_the_whole_result(argv: list[str]) -> None:
     assert data["decision"]["details"]["paths"] == 2
     assert "of 2 paths agreed on" in data["decision"]["summary"]
     assert proc.stderr.strip() == ""  # nothing but the JSON, anywhere
+
+
+def test_an_underspecified_question_is_asked_back_unless_told_not_to(tmp_path: Path) -> None:
+    config = tmp_path / "ponder.toml"
+    config.write_text(
+        f'database_url = "sqlite:///{tmp_path / "db.sqlite3"}"\n'
+        "[engine]\nn_ctx = 2048\nn_seq_max = 4\n"
+    )
+    base = [sys.executable, "-m", "ponder.cli", "--config", str(config), "ask"]
+    common = ["-m", TINY, "--hide-reasoning", "--max-tokens", "32", "--effort", "minimal"]
+    asked = subprocess.run(
+        [*base, "Convert 100 degrees.", *common], capture_output=True, text=True, timeout=300
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.strip()  # the question, whatever the tiny model wrote
+    summary = asked.stderr.strip().splitlines()[-1]
+    assert "asked back: the request leaves out the unit to convert to" in summary
+    assert "in 1 call" in summary
+    guessed = subprocess.run(
+        [*base, "Convert 100 degrees.", *common, "--no-clarify"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert guessed.returncode == 0, guessed.stderr
+    assert "asked back" not in guessed.stderr
+    wrong = subprocess.run(
+        [*base, "Convert 100 degrees.", "-s", "cot", "--no-clarify"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert wrong.returncode != 0 and "--clarify is for the auto strategy" in wrong.stderr

@@ -239,13 +239,15 @@ async def _ask(
 def _show(asked: Asked, show_reasoning: bool, terminal: bool) -> None:
     result = asked.result
     answer = result.answer if result.answer is not None else result.text
+    # details.clarify is the documented mark of a question back (ponder.details.clarify).
+    label = "Question back: " if result.details.get("clarify") is True else "Answer: "
     if show_reasoning and result.reasoning:
         click.secho("Reasoning:", bold=True, color=terminal)
         click.echo(result.reasoning.rstrip())
         click.echo()
-        click.secho("Answer: ", bold=True, nl=False, color=terminal)
+        click.secho(label, bold=True, nl=False, color=terminal)
     elif terminal:
-        click.secho("Answer: ", bold=True, nl=False)
+        click.secho(label, bold=True, nl=False)
     click.echo(answer)
     sys.stdout.flush()
     line = summary_line(result, asked.spec, asked.model, asked.seconds, asked.decision)
