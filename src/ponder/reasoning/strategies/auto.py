@@ -181,7 +181,8 @@ class Auto(Strategy):
         ctx.trace.note(
             "kind", request_kind=decision.kind, cues=list(decision.cues), answered_as=answered_as
         )
-        ctx.progress(f"request kind: {decision.kind} ({'; '.join(decision.cues)})")
+        # No progress line yet: a stream's first byte must wait until the solver has checked
+        # that the budget pays for its first call (a refusal is then a 4xx, not a stream).
         if answered_as == "ask":
             result = await ask_back(ctx, request, decision.missing, budget, cap)
         else:
