@@ -84,7 +84,8 @@ async def test_auto_escalation_is_resolved_by_the_gateway() -> None:
     small = ScriptedBackend.cycle([unsure(1)])
     big = ScriptedBackend.cycle([Reply(solution(2), [-0.001] * 20)])
     async with gateway({"small": small, "big": big}) as gw:
-        reply = await gw.chat("Which?")  # the default strategy: auto, medium
+        # The default strategy: auto, medium; a checkable question climbs its ladder.
+        reply = await gw.chat("What is 3 + 4?")
         assert reply.details[0]["rungs"] == ["first", "escalate:big"]
         assert len(big.calls) == 1
         assert {r.backend for r in reply.records} == {"scripted"}  # both leaf calls logged
@@ -95,8 +96,8 @@ async def test_a_denied_escalation_is_skipped_and_never_reached() -> None:
     small = ScriptedBackend.cycle([unsure(1)])
     big = ScriptedBackend.cycle([solution(2)])
     async with gateway({"small": small, "big": big}, deny=("big",)) as gw:
-        reply = await gw.chat("Which?")
-        assert reply.details[0]["rungs"] == ["first"]
+        reply = await gw.chat("What is 3 + 4?")
+        assert reply.details[0]["kind"] == "checkable" and reply.details[0]["rungs"] == ["first"]
         assert big.calls == []
 
 
