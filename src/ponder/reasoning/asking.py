@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ponder.errors import InvalidRequestError
 from ponder.reasoning.ambiguity import Cue
 from ponder.reasoning.base import RunContext, StrategyResult
 from ponder.reasoning.ladder import Budget
@@ -52,14 +51,9 @@ async def ask_back(
     missing = list(dict.fromkeys(c.missing for c in cues))
     tokens = min(QUESTION_TOKENS, cap) if cap else QUESTION_TOKENS
     call = ask_request(request, cues, tokens)
-    spent = ctx.trace.usage
-    width, tokens = budget.largest(
-        spent.prompt_tokens, spent.completion_tokens, call.prompt_token_bound(), 1, tokens
+    tokens = budget.first_call(
+        ctx.trace.usage, call.prompt_token_bound(), tokens, what="a clarifying question"
     )
-    if width == 0:
-        raise InvalidRequestError(
-            "the budget cannot pay for a clarifying question", param="ponder.budget_tokens"
-        )
     asked = await ctx.backend.generate(
         call.replace(sampling=call.sampling.replace(max_tokens=tokens)),
         label="clarifying question",

@@ -7,15 +7,14 @@ compared as strings).
 
 from __future__ import annotations
 
-from ponder.errors import InvalidRequestError
 from ponder.reasoning.base import RunContext, StrategyResult
 from ponder.reasoning.confidence import mean_confidence
 from ponder.reasoning.ladder import Budget
 from ponder.reasoning.outcome import result_from_choice
-from ponder.reasoning.paths import question_of
+from ponder.reasoning.paths import question_of, replies
 from ponder.reasoning.profile import ChatEffort
 from ponder.reasoning.semantic import usc_prompt_bound, usc_select
-from ponder.types import Choice, GenerationRequest
+from ponder.types import GenerationRequest
 
 SELECT_TOKENS = 64  # what the selection call may write
 SHOWN_BYTES = 2048  # of each answer, to the selection call
@@ -39,15 +38,16 @@ async def answer_directly(
     max_tokens: int,
 ) -> StrategyResult:
     prompt = request.prompt_token_bound()
-    usage = ctx.trace.usage
-    width, tokens = budget.largest(
-        usage.prompt_tokens, usage.completion_tokens, prompt, 1, max_tokens
+    tokens = budget.first_call(ctx.trace.usage, prompt, max_tokens)
+    first = await replies(
+        ctx,
+        request,
+        n=1,
+        temperature=0.0,
+        max_tokens=tokens,
+        top_logprobs=effort.top_logprobs,
+        label="direct answer",
     )
-    if width == 0:
-        raise InvalidRequestError(
-            "the budget cannot pay for a single answer", param="ponder.budget_tokens"
-        )
-    first = await _answers(ctx, request, 1, 0.0, tokens, effort.top_logprobs)
     logprobs = first[0].logprobs
     confidence = mean_confidence(logprobs)
     ctx.progress(f"direct answer (confidence {confidence:.2f})")
@@ -77,7 +77,14 @@ async def answer_directly(
         details["stop"] = "budget spent"
         details["decision"] = "a chat request: answered directly; the budget left no room for more"
         return result_from_choice(ctx, first[0], details)
-    more = await _answers(ctx, request, width, effort.temperature, tokens, 0)
+    more = await replies(
+        ctx,
+        request,
+        n=width,
+        temperature=effort.temperature,
+        max_tokens=tokens,
+        label=f"{width} more answers",
+    )
     candidates = first + more
     chosen = await usc_select(
         ctx,
@@ -95,25 +102,3 @@ async def answer_directly(
         "the most consistent",
     )
     return result_from_choice(ctx, candidates[chosen], details)
-
-
-async def _answers(
-    ctx: RunContext,
-    request: GenerationRequest,
-    n: int,
-    temperature: float,
-    max_tokens: int,
-    top_logprobs: int,
-) -> list[Choice]:
-    sub = request.replace(
-        n=n,
-        sampling=request.sampling.replace(
-            temperature=temperature,
-            max_tokens=max_tokens,
-            logprobs=top_logprobs > 0,
-            top_logprobs=top_logprobs,
-        ),
-    )
-    label = "direct answer" if n == 1 and temperature == 0.0 else f"{n} more answers"
-    completion = await ctx.backend.generate(sub, label=label)
-    return list(completion.choices)

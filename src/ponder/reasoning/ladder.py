@@ -20,7 +20,7 @@ from ponder.reasoning.programs import with_answer, write_and_run
 from ponder.reasoning.prompts import COT_SYSTEM, PAL_SYSTEM
 from ponder.reasoning.stopping import beta_stop_probability
 from ponder.reasoning.voting import weighted_vote
-from ponder.types import GenerationRequest
+from ponder.types import GenerationRequest, Usage
 
 MIN_PATH_TOKENS = 64  # a path shorter than this cannot hold a worked answer
 
@@ -55,6 +55,20 @@ class Budget:
             if cost > self.usd:
                 return False
         return True
+
+    def first_call(
+        self, spent: Usage, prompt: int, max_tokens: int, what: str = "a single answer"
+    ) -> int:
+        """The ``max_tokens`` a solver's first call may have, at most the asked one; a budget
+        that cannot pay for it is the request's mistake, refused before anything is spent."""
+        width, tokens = self.largest(
+            spent.prompt_tokens, spent.completion_tokens, prompt, 1, max_tokens
+        )
+        if width == 0:
+            raise InvalidRequestError(
+                f"the budget cannot pay for {what}", param="ponder.budget_tokens"
+            )
+        return tokens
 
     def largest(
         self, spent_prompt: int, spent_completion: int, prompt: int, n: int, max_tokens: int
@@ -121,11 +135,7 @@ async def solve_checkable(
     # prompt's length in characters bounds its token count from above.
     system = PAL_SYSTEM if effort.first_pass == "program" else COT_SYSTEM
     prompt_bound = sum(len(m.content) for m in request.messages) + len(system) + 64
-    width, tokens = budget.largest(0, 0, prompt_bound, 1, effort.max_tokens)
-    if width == 0:
-        raise InvalidRequestError(
-            "the budget cannot pay for a single answer", param="ponder.budget_tokens"
-        )
+    tokens = budget.first_call(Usage(), prompt_bound, effort.max_tokens)
     spent_before = ctx.trace.usage.prompt_tokens
     first, confidence = await first_pass(ctx, request, params, effort, tokens)
     prompt_tokens = ctx.trace.usage.prompt_tokens - spent_before

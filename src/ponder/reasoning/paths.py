@@ -36,6 +36,30 @@ def question_of(request: GenerationRequest) -> str:
     return ""
 
 
+async def replies(
+    ctx: RunContext,
+    request: GenerationRequest,
+    *,
+    n: int,
+    temperature: float,
+    max_tokens: int,
+    top_logprobs: int = 0,
+    label: str,
+) -> list[Choice]:
+    """``n`` replies to the request as written (no reasoning prompt added), in one call."""
+    sub = request.replace(
+        n=n,
+        sampling=request.sampling.replace(
+            temperature=temperature,
+            max_tokens=max_tokens,
+            logprobs=top_logprobs > 0,
+            top_logprobs=top_logprobs,
+        ),
+    )
+    completion = await ctx.backend.generate(sub, label=label)
+    return list(completion.choices)
+
+
 def path_request(
     request: GenerationRequest,
     params: StrategyParams,

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 
-from ponder.errors import InvalidRequestError
 from ponder.reasoning.base import RunContext, StrategyResult
 from ponder.reasoning.code_tests import Score, candidate_program, request_tests, score
 from ponder.reasoning.ladder import Budget
 from ponder.reasoning.outcome import result_from_choice
-from ponder.reasoning.paths import question_of
+from ponder.reasoning.paths import question_of, replies
 from ponder.reasoning.profile import CodeEffort
 from ponder.types import Choice, GenerationRequest
 
@@ -35,15 +34,10 @@ async def solve_code(
 ) -> StrategyResult:
     tests = request_tests(question_of(request))
     prompt = request.prompt_token_bound()
-    spent = ctx.trace.usage
-    width, tokens = budget.largest(
-        spent.prompt_tokens, spent.completion_tokens, prompt, 1, max_tokens
+    tokens = budget.first_call(ctx.trace.usage, prompt, max_tokens)
+    greedy = await replies(
+        ctx, request, n=1, temperature=0.0, max_tokens=tokens, label="greedy program"
     )
-    if width == 0:
-        raise InvalidRequestError(
-            "the budget cannot pay for a single answer", param="ponder.budget_tokens"
-        )
-    greedy = await _generate(ctx, request, 1, 0.0, tokens, "greedy program")
     candidates: list[Choice] = list(greedy)
     details: dict[str, object] = {"rungs": ["first"], "tests": tests.count}
     sandbox = await ctx.services.sandbox.status()
@@ -67,8 +61,13 @@ async def solve_code(
             stop = "budget spent"
         elif width:
             details["rungs"] = ["first", "samples"]
-            drawn = await _generate(
-                ctx, request, width, effort.temperature, tokens, f"{width} more programs"
+            drawn = await replies(
+                ctx,
+                request,
+                n=width,
+                temperature=effort.temperature,
+                max_tokens=tokens,
+                label=f"{width} more programs",
             )
             more = await asyncio.gather(
                 *(
@@ -90,24 +89,6 @@ async def solve_code(
     ctx.trace.note("tests", passed=[s.passed for s in scores], total=tests.count, chosen=best)
     ctx.progress(f"chose program {best + 1}: {_summary(scores[best])}")
     return result_from_choice(ctx, candidates[best], details)
-
-
-async def _generate(
-    ctx: RunContext,
-    request: GenerationRequest,
-    n: int,
-    temperature: float,
-    max_tokens: int,
-    label: str,
-) -> list[Choice]:
-    sub = request.replace(
-        n=n,
-        sampling=request.sampling.replace(
-            temperature=temperature, max_tokens=max_tokens, logprobs=False, top_logprobs=0
-        ),
-    )
-    completion = await ctx.backend.generate(sub, label=label)
-    return list(completion.choices)
 
 
 def _summary(result: Score) -> str:
