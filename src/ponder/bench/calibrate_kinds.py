@@ -23,7 +23,13 @@ from typing import Any
 
 from ponder.backends.base import Backend
 from ponder.bench.tasks import Example, Task
-from ponder.reasoning.code_tests import Score, candidate_program, request_tests, score
+from ponder.reasoning.code_tests import (
+    RequestTests,
+    Score,
+    candidate_program,
+    request_tests,
+    score,
+)
 from ponder.reasoning.confidence import mean_confidence
 from ponder.reasoning.profile import ChatEffort, CodeEffort
 from ponder.sandbox import ProgramSandbox
@@ -172,22 +178,23 @@ async def draw_code(
         async with gate:
             return await backend.generate(request)
 
-    async def judge(example: Example, text: str, tokens: int) -> Candidate:
-        tests = request_tests(task.messages(example)[-1].content)
+    async def judge(example: Example, tests: RequestTests, text: str, tokens: int) -> Candidate:
         own = await score(sandbox, candidate_program(text, tests), tests)
         right = await task.grade(example, text, None)
         return Candidate(own, right, tokens)
 
     async def one(example: Example) -> CodeDraw:
-        has_tests = bool(request_tests(task.messages(example)[-1].content).count)
+        tests = request_tests(task.messages(example)[-1].content)  # read once per task
+        has_tests = bool(tests.count)
         greedy = await generate(example, 1, 0.0)
-        first = await judge(example, greedy.choices[0].text, greedy.choices[0].completion_tokens)
+        choice = greedy.choices[0]
+        first = await judge(example, tests, choice.text, choice.completion_tokens)
         if not has_tests or first.own.all_passed:
             # auto never samples here, at any level: the samples would not be looked at.
             return CodeDraw(first, (), greedy.usage.prompt_tokens, 0, has_tests)
         more = await generate(example, samples, temperature)
         judged = await asyncio.gather(
-            *(judge(example, c.text, c.completion_tokens) for c in more.choices)
+            *(judge(example, tests, c.text, c.completion_tokens) for c in more.choices)
         )
         return CodeDraw(
             greedy=first,
