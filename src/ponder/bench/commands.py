@@ -408,7 +408,7 @@ async def _fit_kinds(
         update["code"] = efforts
         calibration["code"] = {
             "data": path.name,
-            "tasks": "even-numbered",
+            "split": "even-numbered tasks",  # "tasks" is the count, in the summary
             "command": command,
             **summary,
         }
