@@ -110,6 +110,38 @@ def test_asking_switched_off_per_request_keeps_the_default_strategy(
     assert info.value.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "ponder",
+    [
+        {"clarify": "sometimes"},
+        {"kind": "poem"},
+        {"over": {"strategy": "cot"}},
+        {},
+        {"strategy": "auto", "effort": "nope"},
+        {"strategy": "auto", "budget_tokens": 1},
+    ],
+)
+def test_bad_auto_options_are_a_4xx_before_any_call(
+    server: tuple[str, ScriptedBackend], ponder: dict[str, Any]
+) -> None:
+    url, backend = server
+    before = len(backend.calls)
+    for stream in (False, True):
+        response = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={
+                "model": "s",
+                "messages": [{"role": "user", "content": "What is the capital of Australia?"}],
+                "ponder": ponder,
+                "stream": stream,
+            },
+            timeout=60,
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"].startswith("ponder")
+    assert len(backend.calls) == before
+
+
 def test_a_chat_request_is_one_call(server: tuple[str, ScriptedBackend]) -> None:
     url, backend = server
     before = len(backend.calls)
