@@ -143,17 +143,23 @@ def test_a_hostile_program_through_the_default_strategy(
         time.sleep(4.0)  # past the moment the lingering process and thread would write
 
     assert reply.choices[0].message.content  # a normal answer
-    (printed,) = [
-        c["annotations"]["outputs"][0] for c in trace["calls"] if "outputs" in c["annotations"]
+    # The profile may run more programs when the first is not confident; each ran alone.
+    runs = [
+        output
+        for c in trace["calls"]
+        if "outputs" in c["annotations"]
+        for output in c["annotations"]["outputs"]
     ]
-    # What the program saw, attempt by attempt: nothing of the host.
-    assert printed.splitlines() == [
-        "[('env', None), ('environ', 'FileNotFoundError'), "
-        "('server environ', 'FileNotFoundError'), ('traces by fd', 'FileNotFoundError'), "
-        "('traces by path', 'FileNotFoundError'), ('tcp', 'OSError'), "
-        "('write', 'FileNotFoundError'), ('fork', 'PermissionError')]",
-        "7",
-    ]
+    assert runs
+    for printed in runs:
+        # What the program saw, attempt by attempt: nothing of the host.
+        assert printed.splitlines() == [
+            "[('env', None), ('environ', 'FileNotFoundError'), "
+            "('server environ', 'FileNotFoundError'), ('traces by fd', 'FileNotFoundError'), "
+            "('traces by path', 'FileNotFoundError'), ('tcp', 'OSError'), "
+            "('write', 'FileNotFoundError'), ('fork', 'PermissionError')]",
+            "7",
+        ]
     assert secret not in json.dumps(trace) and secret not in str(reply)
     assert received == []  # the listener saw no connection
     assert list(canary.iterdir()) == []  # nothing written outside, now or later
