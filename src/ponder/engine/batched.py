@@ -25,6 +25,7 @@ import llama_cpp
 from ponder.engine.admission import admit, fit_request, retry_after
 from ponder.engine.jobs import DeltaSink, FinishSink, Job, Seq
 from ponder.engine.llama_model import LlamaModel
+from ponder.engine.openmp import worker_releaser
 from ponder.engine.queue import WaitingJobs
 from ponder.engine.sampling import SequenceSampler, StopMatcher, logits_row, token_logprob
 from ponder.engine.stats import EngineLoad, EngineStats
@@ -49,6 +50,10 @@ class BatchedEngine:
         self._batch = llama_cpp.llama_batch_init(model.config.n_batch, 0, 1)
         # Decode tokens take their batch places first; prompts get the rest of each step.
         self._prefill_per_step = model.config.n_batch - model.n_seq_max
+        # Idle, the worker thread frees its OpenMP workers (see ponder.engine.openmp), so that
+        # another thread's decodes do not run at libgomp's oversubscribed pace meanwhile.
+        self._release_workers = worker_releaser()
+        self._holds_workers = False
         self._thread = threading.Thread(
             target=self._run, name=f"ponder-engine-{model.name}", daemon=True
         )
@@ -152,6 +157,10 @@ class BatchedEngine:
     # -- worker thread -------------------------------------------------------------------
     def _run(self) -> None:
         while True:
+            # Only this thread changes _active, so it needs no lock to see that it is idle.
+            if self._holds_workers and not self._active and self._release_workers is not None:
+                self._release_workers()
+                self._holds_workers = False
             with self._lock:
                 while (
                     not self._closed
@@ -308,6 +317,7 @@ class BatchedEngine:
         batch.n_tokens = count
         started = time.perf_counter()
         rc = llama_cpp.llama_decode(self.model.ctx, batch)
+        self._holds_workers = True
         self.stats.decode_seconds += time.perf_counter() - started
         self.stats.steps += 1
         self.stats.prompt_tokens += prefill_tokens

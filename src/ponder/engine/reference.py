@@ -12,6 +12,7 @@ from typing import Any
 import llama_cpp
 
 from ponder.engine.llama_model import LlamaModel
+from ponder.engine.openmp import worker_releaser
 from ponder.engine.sampling import SequenceSampler, StopMatcher
 from ponder.errors import BackendError
 from ponder.types import FinishReason, SamplingParams
@@ -59,6 +60,10 @@ def generate_one(
         llama_cpp.llama_memory_seq_rm(model.memory, SEQ, -1, -1)
         llama_cpp.llama_batch_free(batch)
         sampler.free()
+        # The caller's thread is not the engine's: its OpenMP workers would slow the engine.
+        release = worker_releaser()
+        if release is not None:
+            release()
 
 
 def _fill(batch: Any, tokens: list[int], start: int) -> None:
