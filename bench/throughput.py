@@ -1,16 +1,24 @@
-"""Batched multi-path sampling throughput, measured side by side in one run.
+"""The embedded engine against raw llama.cpp, measured side by side in alternating rounds.
 
-For each model and each N it compares:
+For each model, every round measures, next to each other on the same context:
 
-  ceiling  llama.cpp decoding a batch of N sequences, one token each per step, with only a
-           greedy argmax in Python (the most the batched engine can get);
-  (a)      N sequential single-path generations through the embedded backend;
-  (b)      one request with n=N through the embedded backend;
-  (c)      two concurrent requests with n=N/2 each.
+  raw(1)   llama.cpp decoding one sequence, with only a greedy argmax in numpy
+  (a)      one path through the embedded backend (sampling at temperature 0.8, top-k 40)
+  raw(N)   llama.cpp decoding N sequences in one batch, one token each per step
+  (b)      one request with n=N through the backend
+  (c)      two concurrent requests with n=N/2 each
+  ttft     time to first token of a ~500-token prompt through the backend, against
+           llama.cpp's own evaluation of the same prompt tokens in one decode call
 
-Every run generates exactly --tokens new tokens per path (end-of-generation is ignored).
+One short unrecorded round warms the context first. Raw and engine then alternate which goes
+first from round to round, so that the machine's drift falls on both. Every path generates
+exactly --tokens tokens (end-of-generation is ignored). Rates are decode rates: the tokens
+after each path's first (which comes from the prompt's evaluation) over the time from the
+first token to the last, so that prompt evaluation is compared only with prompt evaluation
+(the ttft row). End-to-end rates are printed too.
 
-    python bench/throughput.py --models qwen2.5-coder-0.5b-instruct,qwen2.5-coder-1.5b-instruct
+    python bench/throughput.py --rounds 5 --json bench/results/throughput.json
+    python bench/throughput.py --render bench/results/throughput.json
 """
 
 from __future__ import annotations
@@ -18,8 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import llama_cpp
@@ -27,33 +37,41 @@ import numpy as np
 
 from ponder.backends.embedded import EmbeddedBackend
 from ponder.config import ContextConfig
+from ponder.engine import openmp
 from ponder.engine.llama_model import LlamaModel
 from ponder.engine.weights import ModelStore
 from ponder.types import GenerationRequest, Message, SamplingParams
 
 PROMPT = "Write a detailed story about a lighthouse keeper who discovers a message in a bottle."
+LONG_PROMPT_TOKENS = 500
 
 
-@dataclass
-class Row:
-    model: str
-    n: int
-    mode: str
-    tokens: int
-    prompt_tokens: int
-    wall_s: float
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """One measured generation: tokens, and where the time went."""
+
+    tokens: int  # generated tokens, over all paths
+    paths: int
+    first_s: float  # start to the first token (prompt evaluation, and for the engine its overheads)
+    total_s: float  # start to the last token
 
     @property
-    def tps(self) -> float:
-        return self.tokens / self.wall_s
+    def decode_tps(self) -> float:
+        """Tokens after each path's first, over the time between the first and the last."""
+        return (self.tokens - self.paths) / (self.total_s - self.first_s)
+
+    @property
+    def e2e_tps(self) -> float:
+        return self.tokens / self.total_s
 
 
-def ceiling(model: LlamaModel, prompt: list[int], n: int, steps: int) -> float:
-    """Aggregate tokens/s of raw llama.cpp batch decoding with greedy argmax in numpy."""
+def raw_decode(model: LlamaModel, prompt: list[int], n: int, tokens: int) -> Timing:
+    """Raw llama.cpp: evaluate the prompt once, copy it to N sequences, decode N per step."""
     memory, ctx = model.memory, model.ctx
     llama_cpp.llama_memory_clear(memory, True)
     batch = llama_cpp.llama_batch_init(max(len(prompt), n), 0, 1)
     try:
+        started = time.perf_counter()
         for i, tok in enumerate(prompt):
             batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, i, 1
             batch.seq_id[i][0] = 0
@@ -66,8 +84,8 @@ def ceiling(model: LlamaModel, prompt: list[int], n: int, steps: int) -> float:
             llama_cpp.llama_get_logits_ith(ctx, len(prompt) - 1), shape=(model.n_vocab,)
         )
         last = [int(row.argmax())] * n
-        started = time.perf_counter()
-        for step in range(steps):
+        first = time.perf_counter() - started
+        for step in range(tokens - 1):
             for s in range(n):
                 batch.token[s], batch.pos[s], batch.n_seq_id[s] = last[s], len(prompt) + step, 1
                 batch.seq_id[s][0] = s
@@ -79,99 +97,198 @@ def ceiling(model: LlamaModel, prompt: list[int], n: int, steps: int) -> float:
                     llama_cpp.llama_get_logits_ith(ctx, s), shape=(model.n_vocab,)
                 )
                 last[s] = int(row.argmax())
-        elapsed = time.perf_counter() - started
+        total = time.perf_counter() - started
     finally:
         llama_cpp.llama_batch_free(batch)
         llama_cpp.llama_memory_clear(memory, True)
-    return n * steps / elapsed
+        # This thread is not the engine's; the engine does the same when it goes idle.
+        release = openmp.worker_releaser()
+        if release is not None:
+            release()
+    return Timing(n * tokens, n, first, total)
 
 
-async def measure(backend: EmbeddedBackend, name: str, n: int, tokens: int) -> list[Row]:
+def request(messages: Sequence[Message], n: int, seed: int, tokens: int) -> GenerationRequest:
+    params = SamplingParams(
+        temperature=0.8, top_k=40, top_p=0.95, seed=seed, max_tokens=tokens, ignore_eos=True
+    )
+    return GenerationRequest(messages=tuple(messages), sampling=params, n=n)
+
+
+async def engine_decode(backend: EmbeddedBackend, req: GenerationRequest) -> Timing:
+    """One request through the backend's stream, timed on the caller's loop."""
+    started = time.perf_counter()
+    first: float | None = None
+    tokens = 0
+    async for delta in backend.stream(req):
+        if first is None:
+            first = time.perf_counter() - started
+        if delta.completion_tokens is not None:
+            tokens += delta.completion_tokens
+    total = time.perf_counter() - started
+    assert first is not None
+    return Timing(tokens, req.n, first, total)
+
+
+async def engine_concurrent(backend: EmbeddedBackend, n: int, tokens: int) -> Timing:
+    """Two requests of N/2 at once; first token is the later of the two requests' firsts."""
     messages = (Message("user", PROMPT),)
-
-    def request(width: int, seed: int) -> GenerationRequest:
-        params = SamplingParams(
-            temperature=0.8, top_k=40, top_p=0.95, seed=seed, max_tokens=tokens, ignore_eos=True
-        )
-        return GenerationRequest(messages=messages, sampling=params, n=width)
-
-    rows = []
-    stats = backend.engine.stats
-    # (a) N sequential single-path generations
-    before = stats.prompt_tokens
     started = time.perf_counter()
-    generated = 0
-    for i in range(n):
-        result = await backend.generate(request(1, 100 + i))
-        generated += result.usage.completion_tokens
-    rows.append(
-        Row(
-            name,
-            n,
-            "a_sequential",
-            generated,
-            stats.prompt_tokens - before,
-            time.perf_counter() - started,
-        )
+    left, right = await asyncio.gather(
+        engine_decode(backend, request(messages, n // 2, 300, tokens)),
+        engine_decode(backend, request(messages, n - n // 2, 400, tokens)),
     )
-    # (b) one request of N paths
-    before = stats.prompt_tokens
-    started = time.perf_counter()
-    result = await backend.generate(request(n, 200))
-    rows.append(
-        Row(
-            name,
-            n,
-            "b_batched",
-            result.usage.completion_tokens,
-            stats.prompt_tokens - before,
-            time.perf_counter() - started,
-        )
-    )
-    # (c) two concurrent requests of N/2 paths
-    if n >= 2:
-        before = stats.prompt_tokens
-        started = time.perf_counter()
-        first, second = await asyncio.gather(
-            backend.generate(request(n // 2, 300)), backend.generate(request(n - n // 2, 400))
-        )
-        rows.append(
-            Row(
-                name,
-                n,
-                "c_concurrent",
-                first.usage.completion_tokens + second.usage.completion_tokens,
-                stats.prompt_tokens - before,
-                time.perf_counter() - started,
-            )
-        )
-    return rows
+    total = time.perf_counter() - started
+    first = max(left.first_s, right.first_s)
+    return Timing(left.tokens + right.tokens, n, first, total)
 
 
-def render_markdown(records: list[dict[str, object]]) -> str:
-    """A results table from the JSON this script writes."""
-    lines = [
-        "| model | N | (a) sequential tok/s | (b) batched tok/s | (c) 2×N/2 tok/s | (b)/(a) | ceiling | reached | (c)/(b) | (b)/ceiling(N) | prompt tokens (a) / (b) / (c) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    by_key: dict[tuple[object, object], dict[str, dict[str, object]]] = {}
+def long_messages(model: LlamaModel, target: int) -> tuple[Message, ...]:
+    """A user message whose templated prompt is about ``target`` tokens."""
+    sentence = "The keeper climbed the stairs again and wrote down what the sea had done. "
+    words = sentence * (target // 8)
+    while len(model.chat_tokens([Message("user", words)])) > target:
+        words = words[: int(len(words) * 0.95)]
+    return (Message("user", words),)
+
+
+def raw_prompt_eval(model: LlamaModel, prompt: list[int]) -> float:
+    """Seconds for llama.cpp to evaluate the prompt in one decode call and give one row."""
+    timing = raw_decode(model, prompt, 1, 1)
+    return timing.first_s
+
+
+async def engine_ttft(backend: EmbeddedBackend, messages: Sequence[Message]) -> float:
+    return (await engine_decode(backend, request(messages, 1, 500, 1))).first_s
+
+
+@dataclass
+class Record:
+    model: str
+    round: int
+    n: int
+    mode: str  # raw, a, b, c, ttft_raw, ttft_engine
+    tokens: int
+    first_s: float
+    total_s: float
+    decode_tps: float
+    e2e_tps: float
+
+
+def record(model: str, rnd: int, n: int, mode: str, t: Timing) -> Record:
+    decode = t.decode_tps if t.tokens > t.paths else 0.0
+    return Record(model, rnd, n, mode, t.tokens, t.first_s, t.total_s, decode, t.e2e_tps)
+
+
+def run_round(
+    model: LlamaModel,
+    backend: EmbeddedBackend,
+    rnd: int,
+    widths: Sequence[int],
+    tokens: int,
+    long_prompt: tuple[Message, ...],
+) -> list[Record]:
+    """One round; raw goes first on even rounds, the engine on odd ones."""
+    name = backend.name
+    messages = (Message("user", PROMPT),)
+    prompt = model.chat_tokens(list(messages))
+    raw_first = rnd % 2 == 0
+    out: list[Record] = []
+
+    def pair(n: int) -> None:
+        def raw() -> None:
+            out.append(record(name, rnd, n, "raw", raw_decode(model, prompt, n, tokens)))
+
+        def engine() -> None:
+            t = asyncio.run(engine_decode(backend, request(messages, n, 100 + rnd, tokens)))
+            out.append(record(name, rnd, n, "a" if n == 1 else "b", t))
+            if n >= 2:
+                c = asyncio.run(engine_concurrent(backend, n, tokens))
+                out.append(record(name, rnd, n, "c", c))
+
+        for step in (raw, engine) if raw_first else (engine, raw):
+            step()
+
+    for n in widths:
+        pair(n)
+    tokens_long = model.chat_tokens(list(long_prompt))
+
+    def ttft_raw() -> None:
+        seconds = raw_prompt_eval(model, tokens_long)
+        out.append(Record(name, rnd, 1, "ttft_raw", len(tokens_long), seconds, seconds, 0, 0))
+
+    def ttft_engine() -> None:
+        seconds = asyncio.run(engine_ttft(backend, long_prompt))
+        out.append(Record(name, rnd, 1, "ttft_engine", len(tokens_long), seconds, seconds, 0, 0))
+
+    for step in (ttft_raw, ttft_engine) if raw_first else (ttft_engine, ttft_raw):
+        step()
+    return out
+
+
+def ratios(records: Sequence[dict[str, object]]) -> dict[tuple[str, int], dict[str, list[float]]]:
+    """Per model and N, each round's side-by-side ratios."""
+    by: dict[tuple[str, int, int], dict[str, dict[str, object]]] = {}
     for r in records:
-        by_key.setdefault((r["model"], r["n"]), {})[str(r["mode"])] = r
-    for (model, n), modes in by_key.items():
-        a, b, c, ceil = (
-            modes.get(k) for k in ("a_sequential", "b_batched", "c_concurrent", "ceiling")
-        )
-        if a is None or b is None or ceil is None:
-            continue
-        ratio, ceiling_ratio = float(b["tps"]) / float(a["tps"]), float(ceil["ceiling_ratio"])  # type: ignore[arg-type]
-        c_tps = f"{float(c['tps']):.1f}" if c else "-"  # type: ignore[arg-type]
-        c_ratio = f"{float(c['tps']) / float(b['tps']):.2f}" if c else "-"  # type: ignore[arg-type]
-        prompts = (
-            f"{a['prompt_tokens']} / {b['prompt_tokens']} / {c['prompt_tokens'] if c else '-'}"
+        key = (str(r["model"]), int(r["round"]), int(r["n"]))  # type: ignore[call-overload]
+        by.setdefault(key, {})[str(r["mode"])] = r
+    out: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for (model, _rnd, n), modes in sorted(by.items()):
+        slot = out.setdefault((model, n), {})
+
+        def add(label: str, value: float, slot: dict[str, list[float]] = slot) -> None:
+            slot.setdefault(label, []).append(value)
+
+        raw = modes.get("raw")
+        engine = modes.get("a" if n == 1 else "b")
+        if raw and engine:
+            add("raw tok/s", float(raw["decode_tps"]))  # type: ignore[arg-type]
+            add("engine tok/s", float(engine["decode_tps"]))  # type: ignore[arg-type]
+            add("decode", float(engine["decode_tps"]) / float(raw["decode_tps"]))  # type: ignore[arg-type]
+            add("e2e", float(engine["e2e_tps"]) / float(raw["e2e_tps"]))  # type: ignore[arg-type]
+        concurrent = modes.get("c")
+        if concurrent and engine:
+            add("c/b", float(concurrent["decode_tps"]) / float(engine["decode_tps"]))  # type: ignore[arg-type]
+            add("c/b e2e", float(concurrent["e2e_tps"]) / float(engine["e2e_tps"]))  # type: ignore[arg-type]
+        ttft_raw, ttft_engine = modes.get("ttft_raw"), modes.get("ttft_engine")
+        if ttft_raw and ttft_engine:
+            add("ttft raw s", float(ttft_raw["first_s"]))  # type: ignore[arg-type]
+            add("ttft engine s", float(ttft_engine["first_s"]))  # type: ignore[arg-type]
+            add("ttft", float(ttft_raw["first_s"]) / float(ttft_engine["first_s"]))  # type: ignore[arg-type]
+    return out
+
+
+def spread(values: Sequence[float], percent: bool = True) -> str:
+    if not values:
+        return "-"
+
+    def fmt(v: float) -> str:
+        return f"{v:.0%}" if percent else f"{v:.1f}"
+
+    return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
+
+
+def render_markdown(records: Sequence[dict[str, object]]) -> str:
+    """The summary table: medians over rounds, with the range in brackets."""
+    table = ratios(records)
+    rounds = len({int(r["round"]) for r in records})  # type: ignore[call-overload]
+    lines = [
+        f"Medians over {rounds} rounds, range in brackets.",
+        "",
+        "| model | N | raw tok/s | engine tok/s | engine / raw (decode) | engine / raw (end to end) | (c) 2×N/2 / (b) | ttft: raw / engine s | raw / engine ttft |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (model, n), slot in table.items():
+        ttft = (
+            f"{statistics.median(slot['ttft raw s']):.2f} / {statistics.median(slot['ttft engine s']):.2f}"
+            if "ttft raw s" in slot
+            else "-"
         )
         lines.append(
-            f"| {model} | {n} | {float(a['tps']):.1f} | {float(b['tps']):.1f} | {c_tps} | {ratio:.2f}× | "  # type: ignore[arg-type]
-            f"{ceiling_ratio:.2f}× | {ratio / ceiling_ratio:.0%} | {c_ratio} | {float(b['tps']) / float(ceil['tps']):.0%} | {prompts} |"  # type: ignore[arg-type]
+            f"| {model} | {n} | {spread(slot.get('raw tok/s', []), False)} "
+            f"| {spread(slot.get('engine tok/s', []), False)} | {spread(slot.get('decode', []))} "
+            f"| {spread(slot.get('e2e', []))} | {spread(slot.get('c/b', []))} | {ttft} "
+            f"| {spread(slot.get('ttft', []))} |"
         )
     return "\n".join(lines)
 
@@ -183,17 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models", default="qwen2.5-coder-0.5b-instruct,qwen2.5-coder-1.5b-instruct"
     )
-    parser.add_argument("--n", default="1,4,8,16")
-    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--n", default="1,8,16")
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the records to this JSON file")
     parser.add_argument(
-        "--kv-split",
-        action="store_true",
-        help="one KV stream per sequence instead of one shared buffer",
-    )
-    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    parser.add_argument(
-        "--render", default=None, help="print a markdown table from a saved JSON file and exit"
+        "--render", default=None, help="print the summary table from a saved JSON file and exit"
     )
     args = parser.parse_args(argv)
     if args.render:
@@ -204,56 +317,39 @@ def main(argv: list[str] | None = None) -> int:
     store = ModelStore()
     out: list[dict[str, object]] = []
     for name in args.models.split(","):
-        path = store.ensure(name)
-        config = ContextConfig(
-            n_ctx=16 * 1024,
-            n_seq_max=max(widths),
-            n_threads=args.threads,
-            kv_unified=not args.kv_split,
-        )
-        model = LlamaModel(path, config, name=name)
-        prompt = model.chat_tokens([Message("user", PROMPT)])
+        config = ContextConfig(n_ctx=16 * 1024, n_seq_max=max(widths), n_threads=args.threads)
+        model = LlamaModel(store.ensure(name), config, name=name)
         backend = EmbeddedBackend(model, name=name)
-        print(
-            f"\n## {name}  (prompt {len(prompt)} tokens, {args.tokens} new tokens per path, kv_unified={not args.kv_split})"
-        )
-        print(f"{'N':>3} {'mode':<14} {'tok/s':>8} {'prompt':>7} {'wall s':>8}")
+        long_prompt = long_messages(model, LONG_PROMPT_TOKENS)
+        print(f"\n## {name}  ({args.tokens} tokens per path, {args.rounds} rounds)")
         try:
-            for n in widths:
-                # The engine thread is idle between requests, so the ceiling can borrow its
-                # context; measuring it next to (a)-(c) keeps machine noise out of the ratios.
-                single = ceiling(model, prompt, 1, args.tokens)
-                batched = ceiling(model, prompt, n, args.tokens)
-                rows = asyncio.run(measure(backend, name, n, args.tokens))
-                for row in rows:
-                    print(
-                        f"{row.n:>3} {row.mode:<14} {row.tps:8.1f} {row.prompt_tokens:7d} {row.wall_s:8.2f}"
-                    )
-                a, b = rows[0], rows[1]
-                ratio = b.tps / a.tps
-                ceil_ratio = batched / single
-                line = f"    (b)/(a) = {ratio:.2f}x   ceiling = {ceil_ratio:.2f}x ({batched:.1f} vs {single:.1f} tok/s)   reached {ratio / ceil_ratio:.0%}"
-                if len(rows) > 2:
-                    line += f"   (c)/(b) = {rows[2].tps / b.tps:.2f}"
-                # The engine against raw llama.cpp at the same width; independent of (a).
-                line += f"\n    (b)/ceiling(N) = {b.tps / batched:.0%}   (a)/ceiling(1) = {a.tps / single:.0%}"
-                print(line)
-                for row in rows:
-                    record = asdict(row) | {"tps": row.tps}
-                    out.append(record)
-                out.append(
-                    {
-                        "model": name,
-                        "n": n,
-                        "mode": "ceiling",
-                        "tps": batched,
-                        "single_tps": single,
-                        "ratio_b_a": ratio,
-                        "ceiling_ratio": ceil_ratio,
-                    }
-                )
+            # The first decodes of a fresh context run slow (pages faulted in, caches cold).
+            run_round(model, backend, 0, widths, 4, long_prompt)
+            for rnd in range(args.rounds):
+                rows = run_round(model, backend, rnd, widths, args.tokens, long_prompt)
+                out.extend(asdict(r) for r in rows)
+                for (model_name, n), slot in ratios([asdict(r) for r in rows]).items():
+                    del model_name
+                    line = f"  round {rnd} N={n:<2}"
+                    if "decode" in slot:
+                        label = "(a)/ceiling(1)" if n == 1 else f"(b)/ceiling({n})"
+                        line += (
+                            f" {label} = {slot['decode'][0]:.0%}"
+                            f" ({slot['engine tok/s'][0]:.1f} vs {slot['raw tok/s'][0]:.1f} tok/s,"
+                            f" end to end {slot['e2e'][0]:.0%})"
+                        )
+                    if "c/b" in slot:
+                        line += f"   (c)/(b) = {slot['c/b'][0]:.0%}"
+                    if "ttft" in slot:
+                        line += (
+                            f"   ttft raw/engine = {slot['ttft'][0]:.0%}"
+                            f" ({slot['ttft raw s'][0]:.3f} vs {slot['ttft engine s'][0]:.3f} s)"
+                        )
+                    print(line, flush=True)
         finally:
             asyncio.run(backend.aclose())
+    print()
+    print(render_markdown(out))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)

@@ -22,10 +22,10 @@ import time
 
 import llama_cpp
 
+from ponder.engine import openmp
 from ponder.engine.admission import admit, fit_request, retry_after
 from ponder.engine.jobs import DeltaSink, FinishSink, Job, Seq
 from ponder.engine.llama_model import LlamaModel
-from ponder.engine.openmp import worker_releaser
 from ponder.engine.queue import WaitingJobs
 from ponder.engine.sampling import SequenceSampler, StopMatcher, logits_row, token_logprob
 from ponder.engine.stats import EngineLoad, EngineStats
@@ -52,7 +52,7 @@ class BatchedEngine:
         self._prefill_per_step = model.config.n_batch - model.n_seq_max
         # Idle, the worker thread frees its OpenMP workers (see ponder.engine.openmp), so that
         # another thread's decodes do not run at libgomp's oversubscribed pace meanwhile.
-        self._release_workers = worker_releaser()
+        self._release_workers = openmp.worker_releaser()
         self._holds_workers = False
         self._thread = threading.Thread(
             target=self._run, name=f"ponder-engine-{model.name}", daemon=True

@@ -11,8 +11,8 @@ from typing import Any
 
 import llama_cpp
 
+from ponder.engine import openmp
 from ponder.engine.llama_model import LlamaModel
-from ponder.engine.openmp import worker_releaser
 from ponder.engine.sampling import SequenceSampler, StopMatcher
 from ponder.errors import BackendError
 from ponder.types import FinishReason, SamplingParams
@@ -61,7 +61,7 @@ def generate_one(
         llama_cpp.llama_batch_free(batch)
         sampler.free()
         # The caller's thread is not the engine's: its OpenMP workers would slow the engine.
-        release = worker_releaser()
+        release = openmp.worker_releaser()
         if release is not None:
             release()
 
