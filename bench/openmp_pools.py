@@ -32,9 +32,17 @@ def _no_releaser() -> Callable[[], None] | None:
 
 
 def run(name: str, tokens: int, keep_pools: bool) -> list[tuple[str, float]]:
+    releaser = openmp.worker_releaser
     if keep_pools:
         # As before the fix: no thread ever hands its pool back.
         openmp.worker_releaser = _no_releaser
+    try:
+        return _measure(name, tokens)
+    finally:
+        openmp.worker_releaser = releaser
+
+
+def _measure(name: str, tokens: int) -> list[tuple[str, float]]:
     model = LlamaModel(ModelStore().ensure(name), ContextConfig(n_ctx=4096), name=name)
     backend = EmbeddedBackend(model, name=name)
     messages = (Message("user", PROMPT),)

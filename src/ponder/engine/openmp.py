@@ -6,9 +6,10 @@ operations with OpenMP barriers. libgomp keeps one pool of worker threads for ev
 that has started a region, for as long as that thread lives. Once the pools together hold
 more threads than the machine has CPUs, libgomp spins only briefly at each barrier before
 sleeping, and a decode's hundreds of barriers each pay for a wake-up. On this project's
-2-core machine that cost a third of the decode speed, in every thread, from the moment a
-second thread (another model's engine, the raw loop of ``bench/throughput.py``, the
-reference path) had decoded once: a single path ran at 16 tokens/s instead of 24.
+2-core machine that cost a third or more of the decode speed, in every thread, from the
+moment a second thread (another model's engine, the raw loop of ``bench/throughput.py``, the
+reference path) had decoded once: a single path of the 0.5B model ran at 13 to 14 tokens/s
+instead of 22 (``bench/openmp_pools.py``).
 
 A thread that goes idle therefore hands its pool back (``omp_pause_resource_all``, OpenMP
 5.0, which libgomp implements by freeing the calling thread's pool); the pool is made again,
@@ -28,9 +29,12 @@ _OMP_PAUSE_SOFT = 1  # omp_pause_soft: free the threads, keep what can be rebuil
 def worker_releaser() -> Callable[[], None] | None:
     """A function that frees the calling thread's OpenMP worker pool, or None where libgomp
     is not loaded in this process. Call it after llama.cpp has been loaded."""
+    # RTLD_NOLOAD: only the libgomp llama.cpp already uses, never a second copy.
+    no_load = getattr(os, "RTLD_NOLOAD", None)  # absent where there is no dlopen (Windows)
+    if no_load is None:
+        return None
     try:
-        # RTLD_NOLOAD: only the libgomp llama.cpp already uses, never a second copy.
-        lib = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+        lib = ctypes.CDLL("libgomp.so.1", mode=no_load)
     except OSError:
         return None
     pause = getattr(lib, "omp_pause_resource_all", None)
