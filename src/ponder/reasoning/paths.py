@@ -47,7 +47,24 @@ async def replies(
     label: str,
 ) -> list[Choice]:
     """``n`` replies to the request as written (no reasoning prompt added), in one call."""
-    sub = request.replace(
+    sub = drawn(
+        request, n=n, temperature=temperature, max_tokens=max_tokens, top_logprobs=top_logprobs
+    )
+    completion = await ctx.backend.generate(sub, label=label)
+    return list(completion.choices)
+
+
+def drawn(
+    request: GenerationRequest,
+    *,
+    n: int,
+    temperature: float,
+    max_tokens: int,
+    top_logprobs: int = 0,
+) -> GenerationRequest:
+    """The request for ``n`` completions at this temperature and length, with logprobs
+    asked for exactly when alternatives are."""
+    return request.replace(
         n=n,
         sampling=request.sampling.replace(
             temperature=temperature,
@@ -56,8 +73,6 @@ async def replies(
             top_logprobs=top_logprobs,
         ),
     )
-    completion = await ctx.backend.generate(sub, label=label)
-    return list(completion.choices)
 
 
 def path_request(

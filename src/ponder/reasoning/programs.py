@@ -15,7 +15,7 @@ from ponder.errors import SandboxUnavailableError
 from ponder.reasoning.answers import extract_answer
 from ponder.reasoning.base import AnswerFormat, RunContext
 from ponder.reasoning.confidence import mean_confidence
-from ponder.reasoning.paths import question_of
+from ponder.reasoning.paths import drawn, question_of
 from ponder.reasoning.prompts import PAL_SYSTEM
 from ponder.sandbox import SandboxLimits
 from ponder.types import GenerationRequest, Message
@@ -66,15 +66,12 @@ async def write_and_run(
             fix=status.fix,
             param="ponder.strategy",
         )
-    sub = request.replace(
-        messages=(Message("system", PAL_SYSTEM), *request.messages),
+    sub = drawn(
+        request.replace(messages=(Message("system", PAL_SYSTEM), *request.messages)),
         n=n,
-        sampling=request.sampling.replace(
-            temperature=temperature,
-            max_tokens=max_tokens,
-            logprobs=top_logprobs > 0,
-            top_logprobs=top_logprobs,
-        ),
+        temperature=temperature,
+        max_tokens=max_tokens,
+        top_logprobs=top_logprobs,
     )
     completion, call = await ctx.backend.generate_recorded(sub, label="programs")
     limits = SandboxLimits(wall_seconds=timeout_seconds, cpu_seconds=max(1, int(timeout_seconds)))
